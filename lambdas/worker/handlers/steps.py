@@ -1,0 +1,89 @@
+"""State machine step Lambdas. Each parses the step event and calls one domain function.
+
+The payload is `{"state": $, "execution": $$.Execution.Name}`; the job id is the correlation id of
+every log line. Events are never logged: the state is safe, but the habit keeps it that way.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from worker.build import resolve_build, submit_build, watch_build
+from worker.claim import claim as claim_job
+from worker.codepipeline import CodePipelineJobs
+from worker.failures import ConfigurationInvalid
+from worker.observability import logger, metrics, tracer
+from worker.providers import BuildProvider, provider_named
+from worker.report import publish_link, report_failure, report_outcome
+from worker.settings import Settings
+from worker.step_event import StepEvent
+
+JOB_ID_PATH = "state.jobId"
+
+
+def _provider(step: StepEvent, settings: Settings) -> BuildProvider:
+    registered = settings.registered(step.job.action_type)
+    if registered is None:
+        action = step.job.action_type
+        raise ConfigurationInvalid(
+            f"This worker does not serve the action type {action.category}/{action.provider}/"
+            f"{action.version}."
+        )
+    return provider_named(registered.provider)
+
+
+@logger.inject_lambda_context(log_event=False, correlation_id_path=JOB_ID_PATH)
+@metrics.log_metrics
+@tracer.capture_lambda_handler(capture_response=False)
+def claim(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return claim_job(StepEvent.parse(event).job, CodePipelineJobs())
+
+
+@logger.inject_lambda_context(log_event=False, correlation_id_path=JOB_ID_PATH)
+@metrics.log_metrics
+@tracer.capture_lambda_handler(capture_response=False)
+def submit(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    step = StepEvent.parse(event)
+    return submit_build(step, _provider(step, Settings.from_env()))
+
+
+@logger.inject_lambda_context(log_event=False, correlation_id_path=JOB_ID_PATH)
+@metrics.log_metrics
+@tracer.capture_lambda_handler(capture_response=False)
+def resolve(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    step = StepEvent.parse(event)
+    settings = Settings.from_env()
+    return resolve_build(step, _provider(step, settings), settings)
+
+
+@logger.inject_lambda_context(log_event=False, correlation_id_path=JOB_ID_PATH)
+@metrics.log_metrics
+@tracer.capture_lambda_handler(capture_response=False)
+def publish(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    step = StepEvent.parse(event)
+    return publish_link(step, _provider(step, Settings.from_env()), CodePipelineJobs())
+
+
+@logger.inject_lambda_context(log_event=False, correlation_id_path=JOB_ID_PATH)
+@metrics.log_metrics
+@tracer.capture_lambda_handler(capture_response=False)
+def watch(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    step = StepEvent.parse(event)
+    settings = Settings.from_env()
+    return watch_build(step, _provider(step, settings), settings)
+
+
+@logger.inject_lambda_context(log_event=False, correlation_id_path=JOB_ID_PATH)
+@metrics.log_metrics
+@tracer.capture_lambda_handler(capture_response=False)
+def report(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return report_outcome(StepEvent.parse(event), CodePipelineJobs())
+
+
+@logger.inject_lambda_context(log_event=False, correlation_id_path=JOB_ID_PATH)
+@metrics.log_metrics
+@tracer.capture_lambda_handler(capture_response=False)
+def report_error(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return report_failure(StepEvent.parse(event), CodePipelineJobs())

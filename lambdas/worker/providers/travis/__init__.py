@@ -1,0 +1,1 @@
+"""Travis CI behind the provider seam."""

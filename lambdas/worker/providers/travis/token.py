@@ -1,0 +1,80 @@
+"""Where a Travis call gets its token: the job's APIToken property, else the worker's secret.
+
+The token is read at the moment of the call and lives only in this Lambda's memory. The worker's own
+token is sent only to trusted endpoints, so a pipeline cannot point `Endpoint` at an arbitrary host
+and collect it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+from aws_lambda_powertools.utilities import parameters
+
+from worker.codepipeline import CodePipelineJobs
+from worker.failures import ConfigurationInvalid, ServiceUnavailable
+
+SECRET_CACHE_SECONDS = 300
+TOKEN_PROPERTY = "APIToken"
+
+
+def read_secret(arn: str) -> str:
+    """The secret's string, cached for a few minutes across invocations of this container."""
+    try:
+        value = parameters.get_secret(arn, max_age=SECRET_CACHE_SECONDS)
+    except parameters.exceptions.GetParameterError as error:
+        reason = str(error)
+        if "ResourceNotFound" in reason or "AccessDenied" in reason:
+            raise ConfigurationInvalid(
+                f"The worker cannot read its Travis token secret {arn}: check that it exists and "
+                "that the worker may read it."
+            ) from None
+        raise ServiceUnavailable("Secrets Manager is unavailable; the worker will retry.") from None
+    return value if isinstance(value, str) else ""
+
+
+def token_from_secret(value: str) -> str:
+    """Accept a plain token or the stack's JSON form {"token": "..."}."""
+    text = value.strip()
+    if text.startswith("{"):
+        try:
+            data = json.loads(text)
+        except ValueError:
+            return ""
+        token = data.get("token", "") if isinstance(data, dict) else ""
+        return token.strip() if isinstance(token, str) else ""
+    return text
+
+
+class TokenSource:
+    """Resolves the Travis token for a job."""
+
+    def __init__(
+        self,
+        jobs: CodePipelineJobs,
+        secret_arn: str,
+        trusted_endpoints: frozenset[str],
+        secret_reader: Callable[[str], str] = read_secret,
+    ) -> None:
+        self._jobs = jobs
+        self._secret_arn = secret_arn
+        self._trusted = trusted_endpoints
+        self._read_secret = secret_reader
+
+    def token_for(self, job_id: str, endpoint: str) -> str:
+        token = self._jobs.configuration(job_id).get(TOKEN_PROPERTY, "").strip()
+        if token:
+            return token
+        if endpoint.rstrip("/") not in self._trusted:
+            raise ConfigurationInvalid(
+                f"The Endpoint {endpoint} is not trusted with the worker's own Travis token: set the "
+                "APIToken property for it, or add it to the worker stack's trustedEndpoints context."
+            )
+        token = token_from_secret(self._read_secret(self._secret_arn))
+        if not token:
+            raise ConfigurationInvalid(
+                "No Travis API token is configured: set the APIToken property of the action, or "
+                f"store a token in the worker's secret {self._secret_arn}."
+            )
+        return token

@@ -1,0 +1,1 @@
+"""CDK infrastructure: the reusable worker construct and the stack that deploys it."""

@@ -1,0 +1,124 @@
+"""The two-phase state machine definition (see ARCHITECTURE.md, "Flow").
+
+Claim → (lost: end quietly) → phase 1 (no continuation): Submit → Resolve ⇄ Wait → PublishLink
+                              phase 2 (continuation):    Watch ⇄ Wait → Report
+Every step after Claim has a catch-all to ReportFailure, so a claimed job always gets a result.
+Claim has none: before the claim the execution owns nothing, and must not touch the job.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aws_cdk import Duration
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_stepfunctions as sfn
+from aws_cdk import aws_stepfunctions_tasks as tasks
+from constructs import Construct
+
+# Our failure class that means "a dependency is unavailable, try the step again later"
+# (worker.failures.ServiceUnavailable); the step is idempotent, so retrying is safe.
+RETRYABLE_ERROR = "ServiceUnavailable"
+# A step that timed out or crashed may have done its side effect; steps are idempotent.
+CRASH_ERRORS = ["States.Timeout", "Sandbox.Timedout", "Lambda.Unknown"]
+
+
+@dataclass(frozen=True)
+class StepFunctions:
+    """The Lambda function behind each step."""
+
+    claim: lambda_.IFunction
+    submit: lambda_.IFunction
+    resolve: lambda_.IFunction
+    publish: lambda_.IFunction
+    watch: lambda_.IFunction
+    report: lambda_.IFunction
+    report_failure: lambda_.IFunction
+
+
+def build_definition(scope: Construct, steps: StepFunctions) -> sfn.IChainable:
+    """The state machine's states, wired together."""
+    report_failure = _invoke(scope, "ReportFailure", steps.report_failure, "$.reported",
+                             attempts=8, max_delay_minutes=10)
+    report_failure.next(sfn.Succeed(scope, "FailureReported"))
+
+    def guarded(task: tasks.LambdaInvoke) -> tasks.LambdaInvoke:
+        task.add_catch(report_failure, errors=["States.ALL"], result_path="$.error")
+        return task
+
+    # Phase 1: request the build and publish its link.
+    submit = guarded(_invoke(scope, "SubmitBuild", steps.submit, "$.submission"))
+    resolve = guarded(_invoke(scope, "ResolveBuild", steps.resolve, "$.resolution"))
+    publish = guarded(_invoke(scope, "PublishLink", steps.publish, "$.publication"))
+    wait_for_build = sfn.Wait(
+        scope, "WaitForBuild", time=sfn.WaitTime.seconds_path("$.resolution.waitSeconds")
+    )
+    build_ready = (
+        sfn.Choice(scope, "BuildCreated?")
+        .when(sfn.Condition.boolean_equals("$.resolution.ready", True),
+              publish.next(sfn.Succeed(scope, "LinkPublished")))
+        .otherwise(wait_for_build.next(resolve))
+    )
+    phase_start = submit.next(resolve).next(build_ready)
+
+    # Phase 2: follow the build and report its outcome.
+    watch = guarded(_invoke(scope, "WatchBuild", steps.watch, "$.watch"))
+    report = guarded(_invoke(scope, "ReportResult", steps.report, "$.reported"))
+    wait_for_progress = sfn.Wait(
+        scope, "WaitForProgress", time=sfn.WaitTime.seconds_path("$.watch.waitSeconds")
+    )
+    finished = (
+        sfn.Choice(scope, "BuildFinished?")
+        .when(sfn.Condition.boolean_equals("$.watch.finished", True),
+              report.next(sfn.Succeed(scope, "ResultReported")))
+        .otherwise(wait_for_progress.next(watch))
+    )
+    phase_watch = watch.next(finished)
+
+    claim = _invoke(scope, "Claim", steps.claim, "$.claim")
+    route = (
+        sfn.Choice(scope, "Phase?")
+        .when(sfn.Condition.is_null("$.continuation"), phase_start)
+        .otherwise(phase_watch)
+    )
+    claimed = (
+        sfn.Choice(scope, "Claimed?")
+        .when(sfn.Condition.boolean_equals("$.claim.claimed", False),
+              sfn.Succeed(scope, "ClaimedElsewhere",
+                          comment="Another hand-out of this job was acknowledged first."))
+        .otherwise(route)
+    )
+    return claim.next(claimed)
+
+
+def _invoke(
+    scope: Construct,
+    name: str,
+    function: lambda_.IFunction,
+    result_path: str,
+    *,
+    attempts: int = 5,
+    max_delay_minutes: int = 5,
+) -> tasks.LambdaInvoke:
+    task = tasks.LambdaInvoke(
+        scope,
+        name,
+        lambda_function=function,
+        payload=sfn.TaskInput.from_object(
+            {"state": sfn.JsonPath.entire_payload,
+             "execution": sfn.JsonPath.string_at("$$.Execution.Name")}
+        ),
+        payload_response_only=True,
+        result_path=result_path,
+        retry_on_service_exceptions=True,
+    )
+    task.add_retry(
+        errors=[RETRYABLE_ERROR],
+        interval=Duration.seconds(10),
+        backoff_rate=2,
+        max_attempts=attempts,
+        max_delay=Duration.minutes(max_delay_minutes),
+        jitter_strategy=sfn.JitterType.FULL,
+    )
+    task.add_retry(errors=CRASH_ERRORS, interval=Duration.seconds(5), backoff_rate=2, max_attempts=2)
+    return task
