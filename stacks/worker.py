@@ -16,6 +16,7 @@ from aws_cdk import (
     Duration,
     RemovalPolicy,
     Stack,
+    Token,
     Validations,
 )
 from aws_cdk import aws_codepipeline as codepipeline
@@ -273,6 +274,10 @@ class TravisWorker(Construct):
     def _acknowledge_nag_findings(self) -> None:
         """cdk-nag AwsSolutions findings that do not apply, each with its reason."""
         stack = Stack.of(self)
+        # cdk-nag names a finding by the rendered ARN: a concrete region/account when the stack
+        # has one (cdk CLI with credentials), a pseudo-parameter otherwise.
+        region = "<AWS::Region>" if Token.is_unresolved(stack.region) else stack.region
+        account = "<AWS::AccountId>" if Token.is_unresolved(stack.account) else stack.account
         acknowledgements = [
             ("AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
              "AWSLambdaBasicExecutionRole]",
@@ -282,9 +287,8 @@ class TravisWorker(Construct):
              "The CodePipeline job APIs (AcknowledgeJob, GetJobDetails, PutJobSuccessResult, "
              "PutJobFailureResult), X-Ray PutTraceSegments and Step Functions log delivery have no "
              "resource-level permissions; each function gets only the actions it calls."),
-            ("AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:states:<AWS::Region>:"
-             f"<AWS::AccountId>:execution:<{stack.get_logical_id(self._cfn(self.state_machine))}"
-             ".Name>:*]",
+            (f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:states:{region}:{account}:"
+             f"execution:<{stack.get_logical_id(self._cfn(self.state_machine))}.Name>:*]",
              "The poller may describe executions of this state machine only (to tell a duplicate "
              "hand-out from one whose execution ended before claiming the job)."),
         ]
