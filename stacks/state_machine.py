@@ -21,6 +21,8 @@ from constructs import Construct
 RETRYABLE_ERROR = "ServiceUnavailable"
 # A step that timed out or crashed may have done its side effect; steps are idempotent.
 CRASH_ERRORS = ["States.Timeout", "Sandbox.Timedout", "Lambda.Unknown"]
+# Lambda throttling is not in CDK's default service-exception retry.
+THROTTLED_ERRORS = ["Lambda.TooManyRequestsException"]
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,13 @@ def _invoke(
         backoff_rate=2,
         max_attempts=attempts,
         max_delay=Duration.minutes(max_delay_minutes),
+        jitter_strategy=sfn.JitterType.FULL,
+    )
+    task.add_retry(
+        errors=THROTTLED_ERRORS,
+        interval=Duration.seconds(2),
+        backoff_rate=2,
+        max_attempts=8,
         jitter_strategy=sfn.JitterType.FULL,
     )
     task.add_retry(errors=CRASH_ERRORS, interval=Duration.seconds(5), backoff_rate=2, max_attempts=2)
