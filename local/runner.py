@@ -17,6 +17,7 @@ import importlib
 import io
 import json
 import os
+import sys
 import threading
 import time
 import traceback
@@ -43,6 +44,9 @@ from local.template import (
 from local.travis_fake import DEFAULT_TOKEN, TravisFake
 
 ROOT = Path(__file__).resolve().parent.parent
+# The handlers import `worker` from the code asset's root, as in Lambda's /var/task.
+if str(ROOT / "lambdas") not in sys.path:
+    sys.path.insert(0, str(ROOT / "lambdas"))
 TEMPLATE_CACHE = ROOT / ".build" / "synth"
 SCHEDULE_EVENT = {"detail-type": "Scheduled Event", "source": "aws.events", "detail": {}}
 
@@ -83,6 +87,7 @@ class Observations:
     invocations: list[Invocation] = field(default_factory=list)
     waits: list[float] = field(default_factory=list)  # Wait state seconds requested
     retry_intervals: list[float] = field(default_factory=list)  # Retry seconds requested
+    client_backoffs: list[float] = field(default_factory=list)  # in-Lambda retry waits
     poller_summaries: list[dict[str, Any]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -334,12 +339,22 @@ class LocalWorker:
             runner.observations.add("retry_intervals", float(seconds))
             real_sleep(max(0.0, seconds * runner.time_scale))
 
+        def client_sleep(seconds: float) -> None:
+            runner.observations.add("client_backoffs", float(seconds))
+            real_sleep(max(0.0, seconds * runner.time_scale))
+
+        worker_time = mock.Mock(wraps=time)
+        worker_time.sleep = client_sleep
         wait_path = ("moto.stepfunctions.parser.asl.component.state.wait.wait_function."
                      "wait_function.WaitFunction._wait_interval")
         retry_module = "moto.stepfunctions.parser.asl.component.common.retry.retrier_decl"
         retry_time = mock.Mock(wraps=time)
         retry_time.sleep = retry_sleep
-        with mock.patch(wait_path, wait_interval), mock.patch(f"{retry_module}.time", retry_time):
+        with (
+            mock.patch(wait_path, wait_interval),
+            mock.patch(f"{retry_module}.time", retry_time),
+            mock.patch("worker.retry.time", worker_time),
+        ):
             yield
 
     # --- logs ------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ class RetryBudget:
     max_delay: float = 8.0
     max_retry_after: float = 20.0  # a longer Retry-After is left to the state machine
     total_wait: float = 30.0
-    sleep: Callable[[float], None] = field(default=time.sleep, repr=False)
+    sleep: Callable[[float], None] | None = field(default=None, repr=False)  # tests inject
     waited: float = 0.0
 
     def backoff(self, attempt: int, retry_after: float | None = None) -> float | None:
@@ -41,7 +41,7 @@ class RetryBudget:
 
     def wait(self, seconds: float) -> None:
         self.waited += seconds
-        self.sleep(seconds)
+        (self.sleep or time.sleep)(seconds)
 
 
 def parse_retry_after(value: str | None) -> float | None:

@@ -24,7 +24,9 @@ PROVIDER = "travis"
 TERMINAL_STATES = frozenset({"passed", "failed", "errored", "canceled"})
 MAX_CREATE_ATTEMPTS = 3
 _MISSING_COMMIT_WORDS = re.compile(r"commit|\bsha\b", re.IGNORECASE)
-_NOT_FOUND_WORDS = re.compile(r"not found|could not find|missing|unknown|does not exist", re.I)
+_NOT_FOUND_WORDS = re.compile(
+    r"not found|not be found|could not find|missing|unknown|does not exist|doesn.t exist", re.I
+)
 
 
 def job_marker(job_id: str) -> str:
@@ -203,13 +205,20 @@ def _request_id(answer: dict[str, Any]) -> str | None:
 
 
 def _reasons(messages: Any) -> str:
-    """Travis's explanation of a rejected request, as one short line."""
+    """Travis's explanation of a rejected request, as one short line.
+
+    Entries are strings or message objects ({level, key, code, args}, sometimes with text).
+    """
     texts: list[str] = []
     for message in messages if isinstance(messages, list) else []:
         if isinstance(message, str):
             texts.append(message)
         elif isinstance(message, dict):
-            parts = [str(message[k]) for k in ("message", "code", "key") if message.get(k)]
+            text = message.get("text") or message.get("message")
+            if isinstance(text, str) and text:
+                texts.append(text)
+                continue
+            parts = [str(message[k]) for k in ("key", "code") if message.get(k)]
             args = message.get("args")
             if isinstance(args, dict):
                 parts.extend(f"{k}={v}" for k, v in args.items())
