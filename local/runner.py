@@ -190,6 +190,7 @@ class LocalWorker:
             "lambda": {"use_docker": False},
         }))
         stack.enter_context(self._route_lambda_invocations())
+        stack.enter_context(_atomic_start_execution())
         stack.enter_context(self._compress_waits())
         self._deploy()
         stack.enter_context(_patched_env(self._function_environment()))
@@ -465,6 +466,26 @@ class _LockedWriter(io.TextIOBase):
     def write(self, text: str) -> int:
         with self._lock:
             return self._buffer.write(text)
+
+
+@contextmanager
+def _atomic_start_execution() -> Iterator[None]:
+    """Make moto's StartExecution atomic, as AWS's is.
+
+    moto checks for an execution of the same name and then appends the new one without a lock, so
+    two concurrent pollers could both start "the same" execution; AWS never lets that happen.
+    """
+    from moto.stepfunctions.parser.models import StepFunctionsParserBackend
+
+    original = StepFunctionsParserBackend.start_execution
+    lock = threading.Lock()
+
+    def start_execution(self: Any, *args: Any, **kwargs: Any) -> Any:
+        with lock:
+            return original(self, *args, **kwargs)
+
+    with mock.patch.object(StepFunctionsParserBackend, "start_execution", start_execution):
+        yield
 
 
 @contextmanager
