@@ -373,25 +373,38 @@ class TravisFake:
         with self._lock:
             self._tokens[token] = allowed
 
-    def add_fault(self, kind: str, fault: Fault, times: int = 1) -> None:
-        """Queue `fault` for the next `times` calls of `kind` (a KINDS entry, or "*" for any)."""
+    def add_fault(self, kind: str, fault: Fault, times: int = 1, *, slug: str | None = None) -> None:
+        """Queue `fault` for the next `times` calls of `kind` (a KINDS entry, or "*" for any),
+        optionally only for calls about one repository `slug`."""
         if kind != "*" and kind not in KINDS:
             raise ValueError(f"unknown kind {kind!r}; expected one of {KINDS} or '*'")
         if fault.malformed is not None and fault.malformed not in MALFORMED_STYLES:
             raise ValueError(f"unknown malformed style {fault.malformed!r}")
         with self._lock:
-            self._faults.append([kind, fault, times])
+            self._faults.append([kind, fault, times, slug.lower() if slug else None])
 
     def fail_next(
-        self, kind: str, status: int = 503, *, times: int = 1, retry_after: int | None = None
+        self,
+        kind: str,
+        status: int = 503,
+        *,
+        times: int = 1,
+        retry_after: int | None = None,
+        slug: str | None = None,
     ) -> None:
-        self.add_fault(kind, Fault(status=status, retry_after=retry_after), times)
+        self.add_fault(kind, Fault(status=status, retry_after=retry_after), times, slug=slug)
 
     def malformed_next(
-        self, kind: str, style: str = "html", *, status: int | None = None, times: int = 1
+        self,
+        kind: str,
+        style: str = "html",
+        *,
+        status: int | None = None,
+        times: int = 1,
+        slug: str | None = None,
     ) -> None:
         """Answer a broken body; status defaults to 502 for "html" (a proxy page), else 200."""
-        self.add_fault(kind, Fault(status=status, malformed=style), times)
+        self.add_fault(kind, Fault(status=status, malformed=style), times, slug=slug)
 
     def slow_next(self, kind: str, seconds: float, *, times: int = 1) -> None:
         """Sleep `seconds`, then answer normally (the client may have given up by then)."""
@@ -401,10 +414,16 @@ class TravisFake:
         self.add_fault(kind, Fault(drop=True), times)
 
     def process_then_fail_next(
-        self, kind: str = "create_request", status: int | None = 502, *, times: int = 1
+        self,
+        kind: str = "create_request",
+        status: int | None = 502,
+        *,
+        times: int = 1,
+        slug: str | None = None,
     ) -> None:
         """Do the real work (e.g. create the request), then answer `status` or drop (None)."""
-        self.add_fault(kind, Fault(status=status, drop=status is None, process_first=True), times)
+        fault = Fault(status=status, drop=status is None, process_first=True)
+        self.add_fault(kind, fault, times, slug=slug)
 
     def clear_faults(self) -> None:
         with self._lock:
@@ -414,7 +433,7 @@ class TravisFake:
     @property
     def pending_faults(self) -> list[tuple[str, Fault, int]]:
         with self._lock:
-            return [(k, f, n) for k, f, n in self._faults]
+            return [(k, f, n) for k, f, n, _ in self._faults]
 
     def random_faults(
         self,
@@ -536,7 +555,8 @@ class TravisFake:
         )
         with self._lock:
             self._calls.append(call)
-            fault = self._take_fault(kind)
+            call.slug = self._slug_of(params)  # refined by _answer; known even for faults
+            fault = self._take_fault(kind, call.slug)
             call.fault = fault.label() if fault else None
 
         if fault is not None and fault.delay:
@@ -602,9 +622,17 @@ class TravisFake:
             return ("get_build" if method == "GET" else "unknown"), params
         return "unknown", {}
 
-    def _take_fault(self, kind: str) -> Fault | None:
+    def _slug_of(self, params: dict[str, str]) -> str | None:
+        """The repository a call is about, for slug-scoped faults (caller holds the lock)."""
+        if "slug" in params:
+            return params["slug"].lower()
+        bid = params.get("build_id", "")
+        build = self._builds.get(int(bid)) if bid.isdigit() else None
+        return build.slug.lower() if build else None
+
+    def _take_fault(self, kind: str, slug: str | None = None) -> Fault | None:
         for entry in self._faults:
-            if entry[0] in ("*", kind):
+            if entry[0] in ("*", kind) and entry[3] in (None, slug):
                 entry[2] -= 1
                 if entry[2] <= 0:
                     self._faults.remove(entry)

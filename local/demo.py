@@ -1,0 +1,270 @@
+"""`make demo`: watch the whole worker handle a handful of pipeline action runs, locally.
+
+It synthesizes the real stack, runs the state machine from the template in moto's Step Functions
+with the real handlers, and plays CodePipeline (job emulator) and Travis CI (API fake) over HTTP on
+127.0.0.1. Each line of the timeline is something CodePipeline or Travis actually received. The exit
+status is non-zero when any run ends differently than expected.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from local.codepipeline_emulator import CodePipelineEmulator
+from local.runner import LocalWorker, synthesize
+from local.travis_fake import RepoScript, TravisFake
+
+SHA = "9fceb02d0ae598e95dc970b74767f19372d61af8"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One pipeline action run and what it should end as."""
+
+    name: str
+    slug: str
+    script: RepoScript
+    expected: str  # "Succeeded" or a failureDetails.type
+    configuration: dict[str, str] | None = None
+    faults: Callable[[TravisFake, str], None] | None = None
+
+    def config(self) -> dict[str, str]:
+        owner, project = self.slug.split("/")
+        default = {"Owner": owner, "ProjectName": project, "Branch": "main"}
+        return self.configuration if self.configuration is not None else default
+
+
+def _flaky(travis: TravisFake, slug: str) -> None:
+    travis.fail_next("create_request", 429, retry_after=1, slug=slug)
+    travis.process_then_fail_next("create_request", 502, slug=slug)
+    travis.fail_next("get_request", 503, slug=slug)
+    travis.malformed_next("get_build", "html", slug=slug)
+    travis.fail_next("get_build", 500, slug=slug)
+
+
+SCENARIOS = (
+    Scenario("passing build", "acme/storefront", RepoScript(outcome="passed", jobs=3,
+                                                             polls_until_done=4), "Succeeded"),
+    Scenario("failing tests", "acme/payments", RepoScript(outcome="failed", jobs=2,
+                                                           polls_until_done=3), "JobFailed"),
+    Scenario("missing Branch property", "acme/billing", RepoScript(), "ConfigurationError",
+             configuration={"Owner": "acme", "ProjectName": "billing"}),
+    Scenario("Travis flaky (429, 502, 503, HTML)", "acme/search",
+             RepoScript(outcome="passed", polls_until_done=3), "Succeeded", faults=_flaky),
+    Scenario("request rejected by Travis", "acme/legacy",
+             RepoScript(reject=True, reject_messages=[".travis.yml: missing"]),
+             "ConfigurationError"),
+)
+
+
+# --------------------------------------------------------------------------- presentation
+
+
+class Style:
+    """ANSI colours when the terminal supports them, plain text otherwise."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+
+    def __call__(self, text: str, code: str) -> str:
+        return f"\033[{code}m{text}\033[0m" if self.enabled else text
+
+
+PALETTE = ("36", "35", "33", "34", "32", "91", "96")
+
+
+@dataclass
+class Timeline:
+    """Turns what CodePipeline and Travis received into readable lines, as it happens."""
+
+    worker: LocalWorker
+    scenarios: dict[str, Scenario]  # action run id -> scenario
+    style: Style
+    started: float = field(default_factory=time.monotonic)
+    _cp_seen: int = 0
+    _travis_seen: int = 0
+    _build_states: dict[int, str] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def label(self, scenario: Scenario) -> str:
+        index = list(self.scenarios.values()).index(scenario)
+        return self.style(f"{scenario.name:<36}", PALETTE[index % len(PALETTE)])
+
+    def say(self, scenario: Scenario | None, text: str) -> None:
+        if scenario is None:
+            return
+        clock = self.style(f"{time.monotonic() - self.started:6.2f}s", "2")
+        print(f"{clock}  {self.label(scenario)} {text}", flush=True)
+
+    def by_slug(self, slug: str | None) -> Scenario | None:
+        return next((s for s in self.scenarios.values() if s.slug == slug), None)
+
+    def by_job(self, job_id: str) -> Scenario | None:
+        try:
+            run = self.worker.emulator.run_for_job(job_id)
+        except KeyError:
+            return None
+        return self.scenarios.get(run.action_execution_id)
+
+    def refresh(self) -> None:
+        """Print what happened since the last refresh, CodePipeline and Travis in time order."""
+        with self._lock:
+            wall_offset = time.time() - time.monotonic()  # emulator calls use monotonic time
+            calls = self.worker.emulator.calls()
+            travis_calls = self.worker.travis.calls
+            happened: list[tuple[float, Callable[[Any], None], Any]] = [
+                (c.started + wall_offset, self._codepipeline, c) for c in calls[self._cp_seen:]
+            ] + [(c.timestamp, self._travis, c) for c in travis_calls[self._travis_seen:]]
+            self._cp_seen, self._travis_seen = len(calls), len(travis_calls)
+            for _, show, call in sorted(happened, key=lambda item: item[0]):
+                show(call)
+
+    def _codepipeline(self, call: Any) -> None:
+        job_id = call.params.get("jobId")
+        if not job_id:
+            return
+        scenario = self.by_job(job_id)
+        ok, s = call.ok, self.style
+        if call.operation == "AcknowledgeJob":
+            if ok:
+                run = self.worker.emulator.run_for_job(job_id)
+                phase = "start" if run.job_ids.index(job_id) == 0 else "watch"
+                self.say(scenario, f"claimed job {job_id[:8]} (phase: {phase})")
+            elif call.error_code == "InvalidNonceException":
+                self.say(scenario, s("duplicate hand-out lost the claim and ended quietly", "2"))
+        elif call.operation == "PutJobSuccessResult" and ok:
+            details = call.params.get("executionDetails", {})
+            if call.params.get("continuationToken"):
+                self.say(scenario, f"link published to the console: {details.get('summary')}")
+            else:
+                self.say(scenario, s(f"✔ CodePipeline: succeeded — {details.get('summary')}", "32;1"))
+        elif call.operation == "PutJobFailureResult" and ok:
+            failure = call.params.get("failureDetails", {})
+            self.say(scenario, s(f"✘ CodePipeline: {failure.get('type')} — {failure.get('message')}",
+                                 "31;1"))
+        elif not ok and call.error_code == "ThrottlingException":
+            self.say(scenario, s(f"CodePipeline throttled {call.operation}; retrying", "2"))
+
+    def _travis(self, call: Any) -> None:
+        scenario = self.by_slug(call.slug)
+        s = self.style
+        if call.status is None or (call.status >= 500 or call.status == 429):
+            answer = "dropped the connection" if call.status is None else f"answered {call.status}"
+            self.say(scenario, s(f"Travis {answer} to {call.kind.replace('_', ' ')}", "33"))
+            if call.kind == "create_request" and call.fault and "process_first" in call.fault:
+                self.say(scenario, s("  (but created the request: the worker must find it)", "2"))
+            return
+        if call.fault:
+            self.say(scenario, s(f"Travis sent a malformed answer to {call.kind.replace('_', ' ')}",
+                                 "33"))
+            return
+        if call.kind == "create_request" and call.status == 202:
+            body = call.body.get("request", {}) if isinstance(call.body, dict) else {}
+            self.say(scenario, f"Travis build requested for {body.get('branch')}@"
+                               f"{str(body.get('sha', ''))[:7]}")
+        elif call.kind == "get_request":
+            for request in self.worker.travis.requests_for(call.slug):
+                if request.build_id is not None and request.build_id not in self._build_states:
+                    build = self.worker.travis.get_build(request.build_id)
+                    self._build_states[request.build_id] = ""
+                    url = f"{self.worker.travis.base_url}/{call.slug}/builds/{build.id}"
+                    self.say(scenario, f"Travis created build #{build.number}: {url}")
+        elif call.kind == "get_build":
+            build_id = int(call.path.rstrip("/").rsplit("/", 1)[-1])
+            state, jobs = self.worker.travis.get_build(build_id).progress()
+            if self._build_states.get(build_id) != state:
+                self._build_states[build_id] = state
+                done = sum(1 for j in jobs if j in ("passed", "failed", "errored", "canceled"))
+                self.say(scenario, f"build is {state} ({done}/{len(jobs)} jobs finished)")
+
+
+def _summary(worker: LocalWorker, runs: dict[str, Scenario], style: Style,
+             durations: dict[str, float]) -> bool:
+    print()
+    header = f"{'scenario':<36} {'expected':<19} {'result':<19} {'build':<7} {'requests':<9} time"
+    print(style(header, "1"))
+    all_ok = True
+    for run_id, scenario in runs.items():
+        run = worker.emulator.action_run(run_id)
+        got = run.status if run.status != "Failed" else (run.failure_details or {}).get("type", "?")
+        builds = worker.travis.builds_for(scenario.slug)
+        requests = worker.travis.created_count(scenario.slug)
+        ok = got == scenario.expected and requests <= 1
+        all_ok &= ok
+        mark = style("✔", "32") if ok else style("✘", "31")
+        build = f"#{builds[0].number}" if builds else "-"
+        print(f"{scenario.name:<36} {scenario.expected:<19} {got:<19} {build:<7} {requests:<9} "
+              f"{durations.get(run_id, 0):5.1f}s {mark}")
+    executions = worker.executions()
+    statuses = sorted({e["status"] for e in executions})
+    print(f"\n{len(executions)} state machine executions ({', '.join(statuses)}), "
+          f"{len(worker.observations.invocations)} Lambda invocations, "
+          f"{len(worker.emulator.calls())} CodePipeline calls, {len(worker.travis.calls)} Travis calls.")
+    return all_ok
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--time-scale", type=float, default=0.05,
+                        help="fraction of real time for Step Functions waits (default 0.05)")
+    parser.add_argument("--timeout", type=float, default=90.0)
+    args = parser.parse_args(argv)
+    style = Style(sys.stdout.isatty() and os.environ.get("NO_COLOR") is None
+                  and os.environ.get("TERM") != "dumb")
+
+    print(style("CodePipeline ⇄ Travis CI worker — local demo", "1"))
+    print("Synthesizing the stack (cdk-nag checks included)…", flush=True)
+    began = time.monotonic()
+    template = synthesize()
+    print(f"Synthesized in {time.monotonic() - began:.1f}s. Starting the CodePipeline job emulator, "
+          "the Travis fake and the state machine from the template.\n", flush=True)
+
+    travis = TravisFake(repos={s.slug: s.script for s in SCENARIOS})
+    worker = LocalWorker(template, travis=travis, time_scale=args.time_scale,
+                         emulator=CodePipelineEmulator(redelivery_timeout_seconds=10.0))
+    with worker:
+        worker.emulator.add_action_listener(worker.on_action_started)
+        runs: dict[str, Scenario] = {}
+        timeline = Timeline(worker, runs, style)
+        for scenario in SCENARIOS:
+            if scenario.faults:
+                scenario.faults(travis, scenario.slug)
+        starts: dict[str, float] = {}
+        for scenario in SCENARIOS:
+            run_id = worker.start_action(scenario.config(), revision=SHA,
+                                         pipeline_name=scenario.slug.split("/")[1])
+            runs[run_id] = scenario
+            starts[run_id] = time.monotonic()
+            timeline.say(scenario, "pipeline reached the Travis action (STARTED event → poller)")
+        worker.start_sweeper(0.25)  # the rate(1 minute) sweeper, compressed
+        deadline = time.monotonic() + args.timeout
+        durations: dict[str, float] = {}
+        while time.monotonic() < deadline and len(durations) < len(runs):
+            timeline.refresh()
+            for run_id in runs:
+                if run_id not in durations and worker.emulator.action_run(run_id).finished:
+                    durations[run_id] = time.monotonic() - starts[run_id]
+            time.sleep(0.05)
+        worker.stop_sweeper()
+        worker.wait_idle(10)
+        timeline.refresh()
+        ok = _summary(worker, runs, style, durations) and len(durations) == len(runs)
+        waits = worker.observations.waits
+        if waits:
+            print(f"Step Functions waits requested: {json.dumps(sorted(set(waits)))} seconds "
+                  f"(shown here at {args.time_scale:g}× speed).")
+    print(style("All runs ended as expected." if ok else "Some runs ended unexpectedly.",
+                "32;1" if ok else "31;1"))
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
