@@ -1,0 +1,65 @@
+"""`TravisBuildAction`: use the worker's custom action from a CDK pipeline.
+
+CDK has no ready-made action class for custom action types; this is the small `Action` subclass a
+pipeline app needs. Copy this file into your pipeline app (it depends on aws-cdk-lib only).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import aws_codepipeline as codepipeline
+from constructs import Construct
+
+
+class TravisBuildAction(codepipeline.Action):
+    """A pipeline action of the worker's custom type (owner Custom, provider Travis by default)."""
+
+    def __init__(
+        self,
+        *,
+        action_name: str,
+        input: codepipeline.Artifact,  # noqa: A002 - the name CDK actions use
+        owner: str,
+        project_name: str,
+        branch: str,
+        endpoint: str | None = None,
+        output: codepipeline.Artifact | None = None,
+        category: codepipeline.ActionCategory = codepipeline.ActionCategory.TEST,
+        provider: str = "Travis",
+        version: str = "1",
+        run_order: int | None = None,
+        variables_namespace: str | None = None,
+    ) -> None:
+        super().__init__()
+        self._properties = codepipeline.ActionProperties(
+            action_name=action_name,
+            artifact_bounds=codepipeline.ActionArtifactBounds(
+                min_inputs=0, max_inputs=1, min_outputs=0, max_outputs=1
+            ),
+            category=category,
+            provider=provider,
+            owner="Custom",
+            version=version,
+            inputs=[input],
+            outputs=[output] if output else None,
+            run_order=run_order,
+            variables_namespace=variables_namespace,
+        )
+        # APIToken is left out on purpose: a secret in a pipeline definition is visible to anyone
+        # who can read the pipeline; the worker's Secrets Manager secret is the default.
+        self._configuration: dict[str, str] = {
+            "Owner": owner,
+            "ProjectName": project_name,
+            "Branch": branch,
+        }
+        if endpoint:
+            self._configuration["Endpoint"] = endpoint
+
+    @property
+    def _provided_action_properties(self) -> codepipeline.ActionProperties:
+        return self._properties
+
+    def _bound(self, scope: Construct, stage: codepipeline.IStage, *, bucket: Any,
+               role: Any) -> codepipeline.ActionConfig:
+        return codepipeline.ActionConfig(configuration=self._configuration)
