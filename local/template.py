@@ -20,6 +20,7 @@ def placeholder_function_arn(logical_id: str) -> str:
 
 
 def resources_of_type(template: dict[str, Any], resource_type: str) -> dict[str, dict[str, Any]]:
+    """The template's resources of one CloudFormation type, by logical id."""
     return {
         logical_id: resource
         for logical_id, resource in template["Resources"].items()
@@ -28,6 +29,7 @@ def resources_of_type(template: dict[str, Any], resource_type: str) -> dict[str,
 
 
 def state_machine_logical_id(template: dict[str, Any]) -> str:
+    """The logical id of the template's only state machine."""
     machines = resources_of_type(template, "AWS::StepFunctions::StateMachine")
     if len(machines) != 1:
         raise ValueError(f"expected one state machine, found {len(machines)}")
@@ -37,7 +39,7 @@ def state_machine_logical_id(template: dict[str, Any]) -> str:
 def resolve(value: Any, resolve_ref: Callable[[str, str | None], str]) -> Any:
     """Resolve Fn::Join / Fn::GetAtt / Ref / Fn::Sub-free tokens with `resolve_ref(id, attr)`."""
     if isinstance(value, dict) and len(value) == 1:
-        (key, arg), = value.items()
+        ((key, arg),) = value.items()
         if key == "Ref":
             return resolve_ref(str(arg), None)
         if key == "Fn::GetAtt":
@@ -57,7 +59,7 @@ def state_machine_definition(
     template: dict[str, Any],
     function_arn: Callable[[str], str] = placeholder_function_arn,
 ) -> dict[str, Any]:
-    """The state machine's ASL with each Lambda `Fn::GetAtt [Id, Arn]` replaced by `function_arn(Id)`."""
+    """The state machine's ASL; each Lambda `Fn::GetAtt [Id, Arn]` becomes `function_arn(Id)`."""
     machine = template["Resources"][state_machine_logical_id(template)]["Properties"]
 
     def resolve_ref(logical_id: str, attribute: str | None) -> str:

@@ -55,28 +55,33 @@ class WorkerConfig:
 
     @classmethod
     def from_context(cls, scope: Construct) -> WorkerConfig:
-        def get(key: str) -> Any:
-            return scope.node.try_get_context(key)
-
         defaults = cls()
-        trusted = get("trustedEndpoints") or ()
+
+        def get(key: str, default: Any = None) -> Any:
+            # Only an absent key takes the default: 0 or "" must reach validation, not be replaced.
+            value = scope.node.try_get_context(key)
+            return default if value is None else value
+
+        trusted = get("trustedEndpoints", ())
         if isinstance(trusted, str):
             trusted = tuple(e for e in trusted.split(",") if e)
         try:
             return cls(
-                category=str(get("category") or defaults.category),
-                provider=str(get("provider") or defaults.provider),
-                version=str(get("version") or defaults.version),
+                category=str(get("category", defaults.category)),
+                provider=str(get("provider", defaults.provider)),
+                version=str(get("version", defaults.version)),
                 token_secret_arn=str(get("travisTokenSecretArn")) if get("travisTokenSecretArn") else None,
-                default_endpoint=str(get("defaultEndpoint") or defaults.default_endpoint).rstrip("/"),
+                default_endpoint=str(get("defaultEndpoint", defaults.default_endpoint)).rstrip("/"),
                 trusted_endpoints=tuple(str(e).rstrip("/") for e in trusted),
-                web_url=str(get("travisWebUrl") or defaults.web_url).rstrip("/"),
-                watch_timeout_minutes=int(get("watchTimeoutMinutes") or defaults.watch_timeout_minutes),
-                resolve_timeout_minutes=int(
-                    get("resolveTimeoutMinutes") or defaults.resolve_timeout_minutes
+                web_url=str(get("travisWebUrl", defaults.web_url)).rstrip("/"),
+                watch_timeout_minutes=int(
+                    get("watchTimeoutMinutes", defaults.watch_timeout_minutes)
                 ),
-                poll_batch_size=int(get("pollBatchSize") or defaults.poll_batch_size),
-                log_retention_days=int(get("logRetentionDays") or defaults.log_retention_days),
+                resolve_timeout_minutes=int(
+                    get("resolveTimeoutMinutes", defaults.resolve_timeout_minutes)
+                ),
+                poll_batch_size=int(get("pollBatchSize", defaults.poll_batch_size)),
+                log_retention_days=int(get("logRetentionDays", defaults.log_retention_days)),
             )
         except (TypeError, ValueError) as error:
             if isinstance(error, ConfigError):

@@ -29,7 +29,7 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from stacks.config import WorkerConfig
+from stacks.config import ConfigError, WorkerConfig
 from stacks.dependency_layer import DependencyLayer
 from stacks.state_machine import StepFunctions, build_definition
 
@@ -360,4 +360,6 @@ def _retention(days: int) -> logs.RetentionDays:
     try:
         return _RETENTION[days]
     except KeyError:
-        raise ValueError(f"logRetentionDays must be one of {sorted(_RETENTION)}") from None
+        raise ConfigError(
+            f"context 'logRetentionDays' must be one of {sorted(_RETENTION)}"
+        ) from None

@@ -1,0 +1,1 @@
+"""Infrastructure tests: the synthesized template, cdk-nag, cfn-lint and asl-validator."""

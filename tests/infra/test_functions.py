@@ -1,0 +1,130 @@
+"""The Lambda functions: runtime, packaging, observability and the environment they run with."""
+
+from __future__ import annotations
+
+import importlib
+import json
+from typing import Any
+
+import pytest
+
+from stacks.worker import ARCHITECTURE, RUNTIME
+from tests.infra.conftest import CUSTOM_CONTEXT, HANDLERS, STEPS, Synthesized
+
+pytestmark = pytest.mark.synth
+
+ALL = sorted(HANDLERS)
+
+
+def test_one_function_per_handler(default_synth: Synthesized) -> None:
+    assert len(default_synth.resources("AWS::Lambda::Function")) == len(HANDLERS)
+    assert set(default_synth.functions) == set(HANDLERS)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_runtime_and_architecture(default_synth: Synthesized, name: str) -> None:
+    props = default_synth.function(name)
+    assert props["Runtime"] == RUNTIME.name
+    assert RUNTIME.name.startswith("python3.")
+    assert props["Architectures"] == [ARCHITECTURE.name] == ["arm64"]
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_one_dependency_layer_for_the_same_platform(default_synth: Synthesized, name: str) -> None:
+    (layer_ref,) = default_synth.function(name)["Layers"]
+    layer = default_synth.template["Resources"][layer_ref["Ref"]]
+    assert layer["Type"] == "AWS::Lambda::LayerVersion"
+    assert RUNTIME.name in layer["Properties"]["CompatibleRuntimes"]
+    assert layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_handler_is_an_importable_function(
+    default_synth: Synthesized, name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
+    module_name, _, function_name = default_synth.function(name)["Handler"].rpartition(".")
+    handler = getattr(importlib.import_module(module_name), function_name)
+    assert callable(handler)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_tracing_and_logs_with_retention(default_synth: Synthesized, name: str) -> None:
+    props = default_synth.function(name)
+    assert props["TracingConfig"] == {"Mode": "Active"}
+    log_group = default_synth.template["Resources"][props["LoggingConfig"]["LogGroup"]["Ref"]]
+    assert log_group["Type"] == "AWS::Logs::LogGroup"
+    assert log_group["Properties"]["RetentionInDays"] == 30
+    assert props["LoggingConfig"]["LogFormat"] == "JSON"
+
+
+def test_log_retention_comes_from_context(custom_synth: Synthesized) -> None:
+    retention = {
+        g["Properties"]["RetentionInDays"]
+        for g in custom_synth.resources("AWS::Logs::LogGroup").values()
+    }
+    assert retention == {CUSTOM_CONTEXT["logRetentionDays"]}
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_timeouts_leave_room(default_synth: Synthesized, name: str) -> None:
+    props = default_synth.function(name)
+    env = default_synth.environment(name)
+    if name == "poller":
+        # The poller stops polling before Lambda stops it.
+        assert int(env["POLL_TIME_BUDGET_SECONDS"]) < props["Timeout"]
+    assert props["Timeout"] <= 900
+
+
+# --- environment -------------------------------------------------------------------------------
+
+
+def action_types(env: dict[str, Any]) -> list[dict[str, Any]]:
+    value = env["ACTION_TYPES"]
+    assert isinstance(value, str), "ACTION_TYPES is a JSON string, not a token"
+    return list(json.loads(value))
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_environment_wiring(default_synth: Synthesized, name: str) -> None:
+    env = default_synth.environment(name)
+    (action,) = action_types(env)
+    assert {k: action[k] for k in ("category", "provider", "version")} == {
+        "category": "Test",
+        "provider": "Travis",
+        "version": "1",
+    }
+    assert "APIToken" in action["secretProperties"]
+    (secret_id,) = default_synth.resources("AWS::SecretsManager::Secret")
+    assert env["TRAVIS_TOKEN_SECRET_ARN"] == {"Ref": secret_id}
+    assert env["WATCH_TIMEOUT_SECONDS"] == "7200"
+    assert env["POWERTOOLS_LOGGER_LOG_EVENT"] == "false"
+    assert env["TRAVIS_DEFAULT_ENDPOINT"] == "https://api.travis-ci.com"
+    assert env.get("POWERTOOLS_SERVICE_NAME")
+
+
+def test_only_the_poller_knows_the_state_machine(default_synth: Synthesized) -> None:
+    poller = default_synth.environment("poller")
+    assert poller["STATE_MACHINE_ARN"] == {"Ref": default_synth.state_machine_id}
+    assert 1 <= int(poller["POLL_BATCH_SIZE"]) <= 100
+    for name in STEPS:
+        assert "STATE_MACHINE_ARN" not in default_synth.environment(name), name
+
+
+def test_action_types_follow_context(custom_synth: Synthesized) -> None:
+    for name in ALL:
+        (action,) = action_types(custom_synth.environment(name))
+        assert action["category"] == CUSTOM_CONTEXT["category"]
+        assert action["provider"] == CUSTOM_CONTEXT["provider"]
+        assert action["version"] == CUSTOM_CONTEXT["version"]
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_no_secret_value_in_the_environment(default_synth: Synthesized, name: str) -> None:
+    env = default_synth.environment(name)
+    for key, value in env.items():
+        if any(word in key.upper() for word in ("TOKEN", "SECRET", "PASSWORD", "KEY")):
+            assert key == "TRAVIS_TOKEN_SECRET_ARN", f"{key} looks like a credential"
+        # A dynamic reference would put the secret's value into the function configuration.
+        assert "resolve:secretsmanager" not in json.dumps(value), key
