@@ -550,8 +550,12 @@ class CodePipelineEmulator:
         output_artifact_name: str | None = None,
         encryption_key_id: str | None = None,
         pipeline_execution_id: str | None = None,
+        continuation_token: str | None = None,
     ) -> str:
         """Start a new action run (CodePipeline reached the action) and return its first job id.
+
+        ``continuation_token`` makes that first job a continuation job, as if an earlier job of the
+        run (e.g. by another worker version) had returned that token: for bad-input tests.
 
         ``input_artifact_name=None`` gives an action with no input artifact; ``input_revision``
         None gives an input artifact without a revision. Listeners get ``("STARTED", run)``.
@@ -598,7 +602,7 @@ class CodePipelineEmulator:
             raise ValueError("; ".join(errors))
         with self._lock:
             self._runs[run.action_execution_id] = run
-            job_id = self._new_job(run, continuation_token=None, now=run.started_at)
+            job_id = self._new_job(run, continuation_token=continuation_token, now=run.started_at)
             snapshot = copy.deepcopy(run)
             self._changed.notify_all()
         self._fire([("STARTED", snapshot)])

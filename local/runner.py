@@ -173,7 +173,7 @@ class LocalWorker:
         self.state_machine_arn = ""
         self.secret_arn = ""
         self._stack = ExitStack()
-        self._sweeper: threading.Thread | None = None
+        self._sweepers: list[threading.Thread] = []
         self._sweeping = threading.Event()
         self._log_lock = threading.Lock()
 
@@ -200,7 +200,20 @@ class LocalWorker:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.stop_sweeper()
+        self._stop_running_executions()
         self._stack.close()
+
+    def _stop_running_executions(self) -> None:
+        """Stop what is still running (e.g. a case that waits forever) before the mocks go."""
+        try:
+            sfn = boto3.client("stepfunctions", region_name=DEFAULT_REGION)
+            for execution in self.executions():
+                if execution["status"] == "RUNNING":
+                    sfn.stop_execution(executionArn=execution["executionArn"],
+                                       error="LocalRunnerStopped")
+        except Exception:  # noqa: BLE001, S110 - best effort at teardown
+            pass
 
     # --- what the stack deployed --------------------------------------------------------------
 
@@ -249,8 +262,8 @@ class LocalWorker:
             "AWS_ACCESS_KEY_ID": "testing",
             "AWS_SECRET_ACCESS_KEY": "testing",
             "AWS_ENDPOINT_URL_CODEPIPELINE": self.emulator.endpoint_url,
-            "POWERTOOLS_TRACE_DISABLED": "true",
-            "POWERTOOLS_METRICS_DISABLED": "true",
+            "POWERTOOLS_TRACE_DISABLED": "true",  # no X-Ray daemon here
+            "POWERTOOLS_METRICS_DISABLED": "false",  # EMF lines go to the captured logs
         }
 
     def _function_environment(self) -> dict[str, str]:
@@ -313,7 +326,8 @@ class LocalWorker:
                 after(function, event, result)
             return json.dumps(result).encode()
         except Exception as exc:  # noqa: BLE001 - the Lambda runtime reports any error this way
-            error = type(exc).__name__
+            # Simulated platform errors (e.g. a Lambda timeout) name themselves like Lambda does.
+            error = str(getattr(exc, "error_type", type(exc).__name__))
             response_headers["x-amz-function-error"] = "Unhandled"
             return json.dumps({
                 "errorType": error,
@@ -366,9 +380,17 @@ class LocalWorker:
         from worker.observability import logger
 
         handler = logger.registered_handler
-        previous = handler.setStream(_LockedWriter(self.log_buffer, self._log_lock))
+        sink = _LockedWriter(self.log_buffer, self._log_lock)
+        previous = handler.setStream(sink)
+
+        def emf_print(line: str) -> None:
+            # Powertools prints EMF metrics to stdout, which Lambda ships to CloudWatch Logs
+            sink.write(line + "\n")
+
+        emf_module = "aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch"
         try:
-            yield
+            with mock.patch(f"{emf_module}.print", emf_print, create=True):
+                yield
         finally:
             handler.setStream(previous)
 
@@ -395,7 +417,10 @@ class LocalWorker:
             self.poll(self.emulator.eventbridge_event(run, "STARTED"))
 
     def start_sweeper(self, interval: float) -> None:
-        """Schedule ticks every `interval` seconds in the background (the rate(1 minute) rule)."""
+        """Schedule ticks every `interval` seconds in the background (the rate(1 minute) rule).
+
+        Call it twice for two pollers sweeping at once.
+        """
         self._sweeping.set()
 
         def sweep() -> None:
@@ -403,14 +428,14 @@ class LocalWorker:
                 self.poll()
                 time.sleep(interval)
 
-        self._sweeper = threading.Thread(target=sweep, name="sweeper", daemon=True)
-        self._sweeper.start()
+        thread = threading.Thread(target=sweep, name="sweeper", daemon=True)
+        self._sweepers.append(thread)
+        thread.start()
 
     def stop_sweeper(self) -> None:
         self._sweeping.clear()
-        if self._sweeper is not None:
-            self._sweeper.join(timeout=10)
-            self._sweeper = None
+        while self._sweepers:
+            self._sweepers.pop().join(timeout=30)
 
     # --- inspection --------------------------------------------------------------------------
 

@@ -49,7 +49,10 @@ def build_definition(scope: Construct, steps: StepFunctions) -> sfn.IChainable:
         return task
 
     # Phase 1: request the build and publish its link.
-    submit = guarded(_invoke(scope, "SubmitBuild", steps.submit, "$.submission"))
+    # A submit whose POST got no readable answer looks for its request before posting again; the
+    # retry waits longer than the client's read timeout (20 s) so a POST still in flight has landed.
+    submit = guarded(_invoke(scope, "SubmitBuild", steps.submit, "$.submission",
+                             first_retry_seconds=30, jitter=False))
     resolve = guarded(_invoke(scope, "ResolveBuild", steps.resolve, "$.resolution"))
     publish = guarded(_invoke(scope, "PublishLink", steps.publish, "$.publication"))
     wait_for_build = sfn.Wait(
@@ -101,6 +104,8 @@ def _invoke(
     *,
     attempts: int = 5,
     max_delay_minutes: int = 5,
+    first_retry_seconds: int = 10,
+    jitter: bool = True,
 ) -> tasks.LambdaInvoke:
     task = tasks.LambdaInvoke(
         scope,
@@ -116,11 +121,11 @@ def _invoke(
     )
     task.add_retry(
         errors=[RETRYABLE_ERROR],
-        interval=Duration.seconds(10),
+        interval=Duration.seconds(first_retry_seconds),
         backoff_rate=2,
         max_attempts=attempts,
         max_delay=Duration.minutes(max_delay_minutes),
-        jitter_strategy=sfn.JitterType.FULL,
+        jitter_strategy=sfn.JitterType.FULL if jitter else sfn.JitterType.NONE,
     )
     task.add_retry(
         errors=THROTTLED_ERRORS,

@@ -1,1 +1,1 @@
-"""CodePipeline custom-action worker: domain code shared by the poller and the state machine steps."""
+"""CodePipeline custom-action worker: domain code shared by the poller and the steps."""

@@ -31,7 +31,7 @@ def client(service: str) -> Any:
 @functools.lru_cache(maxsize=16)
 def _cached_client(service: str, region: str, endpoint_override: str) -> Any:
     return boto3.client(
-        service,  # type: ignore[call-overload]
+        service,
         region_name=region or None,
         endpoint_url=endpoint_override or None,
         config=RETRY_CONFIG,

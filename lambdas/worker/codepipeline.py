@@ -60,7 +60,7 @@ class CodePipelineJobs:
         return True
 
     def configuration(self, job_id: str) -> dict[str, str]:
-        """The job's action configuration including secret values: use it, never log or return it."""
+        """The job's configuration including secret values: use it, never log or return it."""
         details = self._call("GetJobDetails", jobId=job_id)["jobDetails"]
         data = details.get("data") or {}
         return dict((data.get("actionConfiguration") or {}).get("configuration") or {})

@@ -44,8 +44,13 @@ class Continuation:
     @classmethod
     def from_dict(cls, data: Any) -> Continuation:
         """Read a token parsed by the poller; raise UnreadableContinuation when it is not ours."""
-        if not isinstance(data, dict) or data.get("version") != TOKEN_VERSION:
-            version = data.get("version") if isinstance(data, dict) else None
+        if not isinstance(data, dict) or "version" not in data or data.get("unreadable"):
+            raise UnreadableContinuation(
+                "The continuation token of this job is corrupt (not a token of this worker); "
+                "re-run the pipeline stage to start a new build."
+            )
+        if data.get("version") != TOKEN_VERSION:
+            version = data.get("version")
             raise UnreadableContinuation(
                 "The continuation token of this job was written by another worker version "
                 f"(version {version!r}, this worker reads version {TOKEN_VERSION}); "

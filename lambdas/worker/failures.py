@@ -1,4 +1,4 @@
-"""The failure classification: the one place that decides what CodePipeline is told when a job fails.
+"""The failure classification: the one place deciding what CodePipeline is told when a job fails.
 
 Steps raise a `JobFailure` subclass when they know what went wrong. Lambda reports the exception's
 class name as the Step Functions error name, so the catch-all `ReportFailure` step can map the error
@@ -38,7 +38,7 @@ class JobFailure(Exception):
 
 
 class ConfigurationInvalid(JobFailure):
-    """A property is missing or invalid, the repository is unknown, or Travis rejected the request."""
+    """A property is missing or invalid, the repository is unknown, or Travis rejected it."""
 
     failure_type = FailureType.CONFIGURATION_ERROR
 

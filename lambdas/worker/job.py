@@ -1,4 +1,4 @@
-"""A CodePipeline job as the worker sees it, and the sanitizing that keeps secrets out of executions.
+"""A CodePipeline job as the worker sees it, and the sanitizing that keeps secrets out of runs.
 
 `PollForJobs` returns secret property values and temporary S3 credentials. Nothing of that may reach
 a Step Functions execution (its input and history are visible to anyone who can read the console),

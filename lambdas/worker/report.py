@@ -120,7 +120,7 @@ def known_build_id(step: StepEvent) -> str | None:
 
 
 def _cause(raw: Any) -> dict[str, Any]:
-    """Step Functions gives a Lambda error's cause as a JSON string {errorMessage, errorType, ...}."""
+    """Step Functions gives a Lambda error's cause as JSON {errorMessage, errorType, ...}."""
     if isinstance(raw, dict):
         return raw
     try:

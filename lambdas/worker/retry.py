@@ -1,7 +1,7 @@
 """The retry policy for calls to third-party services, in one place.
 
-Inside a step we retry briefly (seconds); longer outages are left to the state machine's Retry, which
-re-runs the whole (idempotent) step minutes later without holding a Lambda open.
+Inside a step we retry briefly (seconds); longer outages are left to the state machine's Retry,
+which re-runs the whole (idempotent) step minutes later without holding a Lambda open.
 """
 
 from __future__ import annotations

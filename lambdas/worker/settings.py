@@ -36,7 +36,11 @@ class WaitSchedule:
     cap: int
 
     def seconds(self, polls_done: int) -> int:
-        return int(min(self.cap, self.first * self.factor ** max(polls_done, 0)))
+        try:
+            wait = self.first * self.factor ** max(polls_done, 0)
+        except OverflowError:  # a float power overflows after ~1750 polls: long past the cap
+            wait = self.cap
+        return int(min(self.cap, wait))
 
 
 @dataclass(frozen=True)

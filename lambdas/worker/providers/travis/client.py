@@ -172,8 +172,8 @@ class TravisClient:
             )
         if status == 404:
             raise ConfigurationInvalid(
-                f"Travis CI at {self.endpoint} has no repository {slug}, or the token cannot see it "
-                f"(HTTP 404, {what}): check the Owner and ProjectName properties."
+                f"Travis CI at {self.endpoint} has no repository {slug}, or the token cannot see "
+                f"it (HTTP 404, {what}): check the Owner and ProjectName properties."
             )
         raise ConfigurationInvalid(f"Travis CI refused {what} (HTTP {status}){detail}.")
 

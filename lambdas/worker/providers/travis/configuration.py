@@ -32,7 +32,7 @@ class TravisTarget:
 
 
 def read_target(configuration: Mapping[str, str], default_endpoint: str) -> TravisTarget:
-    """Validate Owner, ProjectName, Branch and Endpoint; raise ConfigurationInvalid naming the property."""
+    """Validate Owner, ProjectName, Branch and Endpoint; ConfigurationInvalid names the property."""
     owner = _name(configuration, "Owner", "the Travis/GitHub owner of the repository")
     project = _name(configuration, "ProjectName", "the repository name")
     branch = _branch(configuration)

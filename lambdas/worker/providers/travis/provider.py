@@ -22,6 +22,8 @@ from worker.settings import Settings
 
 PROVIDER = "travis"
 TERMINAL_STATES = frozenset({"passed", "failed", "errored", "canceled"})
+# Build states before the end (Travis v3); anything else is an answer we do not understand.
+RUNNING_STATES = frozenset({"created", "received", "queued", "booting", "started"})
 MAX_CREATE_ATTEMPTS = 3
 _MISSING_COMMIT_WORDS = re.compile(r"commit|\bsha\b", re.IGNORECASE)
 _NOT_FOUND_WORDS = re.compile(
@@ -79,25 +81,27 @@ class TravisProvider:
                 answer = client.create_request(target.slug, {"request": body})
             except RateLimited as limited:
                 # A 429 created nothing: waiting and posting again is safe.
-                delay = budget.backoff(attempt, limited.retry_after if limited.retry_after else 5.0)
+                # Retry-After 0 means "now"; only a missing header gets our default.
+                retry_after = 5.0 if limited.retry_after is None else limited.retry_after
+                delay = budget.backoff(attempt, retry_after)
                 if delay is None:
                     raise ServiceUnavailable(
-                        f"Travis CI's request limit for {target.slug} is reached; "
-                        "the worker will try again later."
+                        f"Travis CI's request limit for {target.slug} is reached (HTTP 429); "
+                        "the build was not requested."
                     ) from None
                 budget.wait(delay)
                 continue
             except RequestOutcomeUnknown:
-                # The request may exist: never post again before looking for it.
+                # The request may exist, or still be in flight (a timed-out POST can land after
+                # we look): never post again in this step. Look once; if it is not there yet,
+                # the state machine retries the step later, and a retried submit looks first.
                 delay = budget.backoff(attempt)
                 if delay is not None:
                     budget.wait(delay)
                 existing = self._find_request(client, target, marker)
                 if existing is not None:
                     return Submission(request_id=existing, created=True, submitted_at=self._clock())
-                if delay is None:
-                    break
-                continue
+                break
             request_id = _request_id(answer)
             if request_id is None:
                 existing = self._find_request(client, target, marker)
@@ -106,13 +110,19 @@ class TravisProvider:
                 request_id = existing
             return Submission(request_id=request_id, created=True, submitted_at=self._clock())
         raise ServiceUnavailable(
-            f"Travis CI did not confirm the build request for {target.slug}; the worker will retry."
+            f"Travis CI did not confirm the build request for {target.slug}."
         )
 
     def resolve(self, job: ExecutionInput, request_id: str) -> BuildRef | None:
         target = self._target(job)
         request = self._client(job, target.endpoint).get_request(target.slug, request_id)
-        builds = [b for b in request.get("builds") or [] if isinstance(b, dict) and b.get("id")]
+        raw_builds = request.get("builds") or []
+        if not isinstance(raw_builds, list) or not isinstance(request.get("state", ""), str):
+            raise ServiceUnavailable(
+                f"Travis CI answered build request {request_id} of {target.slug} with a "
+                "malformed response."
+            )
+        builds = [b for b in raw_builds if isinstance(b, dict) and b.get("id")]
         if builds:
             build = builds[0]
             build_id = str(build["id"])
@@ -150,12 +160,14 @@ class TravisProvider:
     def status(self, job: ExecutionInput, continuation: Continuation) -> BuildStatus:
         client = self._client(job, continuation.endpoint)
         build = client.get_build(continuation.slug, continuation.build_id)
-        state = str(build.get("state") or "")
-        if not state:
+        state = build.get("state")
+        if state not in TERMINAL_STATES and state not in RUNNING_STATES:
+            # Waiting on a state we cannot read could last until the watch timeout: say so now.
             raise ServiceUnavailable(
                 f"Travis CI answered build {continuation.build_id} of {continuation.slug} "
-                "without a state."
+                "with a malformed response (no build state this worker knows)."
             )
+        state = str(state)
         jobs = [j for j in build.get("jobs") or [] if isinstance(j, dict)]
         done = sum(1 for j in jobs if j.get("state") in TERMINAL_STATES)
         finished = state in TERMINAL_STATES

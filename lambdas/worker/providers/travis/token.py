@@ -16,7 +16,7 @@ from worker.codepipeline import CodePipelineJobs
 from worker.failures import ConfigurationInvalid, ServiceUnavailable
 
 SECRET_CACHE_SECONDS = 300
-TOKEN_PROPERTY = "APIToken"
+TOKEN_PROPERTY = "APIToken"  # noqa: S105 - a property name, not a secret
 
 
 def read_secret(arn: str) -> str:
@@ -30,7 +30,9 @@ def read_secret(arn: str) -> str:
                 f"The worker cannot read its Travis token secret {arn}: check that it exists and "
                 "that the worker may read it."
             ) from None
-        raise ServiceUnavailable("Secrets Manager is unavailable; the worker will retry.") from None
+        raise ServiceUnavailable(
+            "Secrets Manager is unavailable: the worker could not read its Travis token."
+        ) from None
     return value if isinstance(value, str) else ""
 
 
@@ -68,8 +70,9 @@ class TokenSource:
             return token
         if endpoint.rstrip("/") not in self._trusted:
             raise ConfigurationInvalid(
-                f"The Endpoint {endpoint} is not trusted with the worker's own Travis token: set the "
-                "APIToken property for it, or add it to the worker stack's trustedEndpoints context."
+                f"The Endpoint {endpoint} is not trusted with the worker's own Travis token: set "
+                "the APIToken property for it, or add it to the worker stack's trustedEndpoints "
+                "context."
             )
         token = token_from_secret(self._read_secret(self._secret_arn))
         if not token:

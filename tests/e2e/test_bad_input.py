@@ -1,0 +1,71 @@
+"""The bad-input catalogue, end to end: every case gets its classified answer, nothing is lost.
+
+The cases live in local/catalogue.py; docs/bad-input.md is generated from them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from local.catalogue import CASES, NOT_CLAIMED, Answer, run_catalogue
+from local.runner import LocalWorker
+from local.travis_fake import DEFAULT_TOKEN, TravisFake
+from tests.e2e.conftest import everything_an_operator_sees
+
+pytestmark = pytest.mark.e2e
+DOC = Path(__file__).resolve().parents[2] / "docs" / "bad-input.md"
+
+
+@pytest.fixture(scope="module")
+def catalogue(template: dict[str, Any]) -> Iterator[tuple[dict[str, Answer], str]]:
+    """Run every case once, concurrently, through one local worker."""
+    worker = LocalWorker(template, travis=TravisFake())
+    with worker:
+        worker.emulator.add_action_listener(worker.on_action_started)
+        worker.start_sweeper(0.05)
+        answers = run_catalogue(worker)
+        seen = everything_an_operator_sees(worker)
+        yield {a.case.name: a for a in answers}, seen
+
+
+def test_catalogue_has_at_least_25_cases() -> None:
+    assert len(CASES) >= 25
+    assert len({c.name for c in CASES}) == len(CASES)
+    assert len({c.slug for c in CASES}) == len(CASES)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_bad_input_gets_its_classified_answer(catalogue: Any, case: Any) -> None:
+    answers, _ = catalogue
+    answer = answers[case.name]
+    assert answer.result == case.expected, answer.message
+    assert case.message in answer.message
+    assert answer.travis_ok, "Travis did not receive what the case expects"
+    if case.expected not in ("Succeeded", NOT_CLAIMED):
+        # one or two sentences a pipeline user understands, never empty
+        assert 20 < len(answer.message) < 700
+
+
+def test_every_claimed_job_of_the_catalogue_has_a_result(catalogue: Any) -> None:
+    answers, _ = catalogue
+    for answer in answers.values():
+        if answer.case.expected != NOT_CLAIMED:
+            assert answer.run.finished, answer.case.name
+
+
+def test_no_secret_in_answers_histories_or_logs(catalogue: Any) -> None:
+    answers, seen = catalogue
+    messages = " ".join(a.message for a in answers.values())
+    assert DEFAULT_TOKEN not in messages
+    assert DEFAULT_TOKEN not in seen
+    assert "Claimed job" in seen  # the scan covers real logs
+
+
+def test_documentation_lists_every_case() -> None:
+    text = DOC.read_text(encoding="utf-8")
+    missing = [c.name for c in CASES if c.name not in text]
+    assert missing == [], "regenerate docs/bad-input.md: python -m local.catalogue --markdown"
