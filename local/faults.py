@@ -24,9 +24,11 @@ from local.codepipeline_emulator import ActionRun
 from local.runner import DeployedFunction, LocalWorker
 from local.travis_fake import Fault
 
-# A POST slower than the client's read timeout: the client gives up, Travis still creates it.
-SLOW_ANSWER_SECONDS = 1.5
-CLIENT_READ_TIMEOUT_SECONDS = 1.0
+# Real-time figures, compressed by the run's time scale like every other wait: an answer slower
+# than the client's read timeout (the client gives up, Travis still creates the request) but
+# faster than the state machine's first submit retry (30 s), as in AWS.
+CLIENT_READ_TIMEOUT_SECONDS = 20.0
+SLOW_ANSWER_SECONDS = 25.0
 
 
 class SimulatedLambdaTimeout(Exception):
@@ -63,13 +65,16 @@ class FaultPlan:
     def applied(self, worker: LocalWorker) -> Iterator[None]:
         """Install the plan on a running local worker; removed on exit."""
         rng = random.Random(self.seed)
+        scale = worker.time_scale
+        if self.travis and scale <= 0:
+            raise ValueError("Travis timeouts need a time scale > 0 to keep their real ordering")
         if self.travis:
             menu = [
                 Fault(status=500), Fault(status=502), Fault(status=503),
                 Fault(status=429, retry_after=0), Fault(drop=True),
                 Fault(status=502, malformed="html"), Fault(malformed="truncated"),
                 Fault(status=502, process_first=True), Fault(drop=True, process_first=True),
-                Fault(delay=SLOW_ANSWER_SECONDS),
+                Fault(delay=SLOW_ANSWER_SECONDS * scale),
             ]
             worker.travis.random_faults(self.rate, seed=self.seed, faults=menu)
         if self.codepipeline_throttling:
@@ -79,7 +84,7 @@ class FaultPlan:
         if self.duplicate_events:
             worker.emulator.add_action_listener(self._deliver_twice(worker, rng))
         patches = [mock.patch("worker.providers.travis.client.READ_TIMEOUT",
-                              CLIENT_READ_TIMEOUT_SECONDS)]
+                              CLIENT_READ_TIMEOUT_SECONDS * scale)]
         if self.poller_crashes:
             patches.append(self._crashing_poller(rng))
         with ExitStack() as stack:

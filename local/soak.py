@@ -86,14 +86,14 @@ class SoakReport:
 
 
 def soak(template: dict[str, Any], runs: int, fault_rate: float, seed: int,
-         concurrency: int = 25, timeout: float = 1800.0) -> SoakReport:
+         concurrency: int = 25, time_scale: float = 0.05, timeout: float = 1800.0) -> SoakReport:
     """Run `runs` action runs with faults and check every invariant."""
     began = time.monotonic()
     rng = random.Random(seed)
     travis = TravisFake(tokens={DEFAULT_TOKEN: "all", API_TOKEN: "all"})
     emulator = CodePipelineEmulator(redelivery_timeout_seconds=3.0, nonce_on_redelivery="new",
                                     seed=seed)
-    worker = LocalWorker(template, travis=travis, emulator=emulator)
+    worker = LocalWorker(template, travis=travis, emulator=emulator, time_scale=time_scale)
     plan = FaultPlan(rate=fault_rate, seed=seed)
     expected: dict[str, Mix] = {}
     with worker, plan.applied(worker):
@@ -198,12 +198,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fault-rate", type=float, default=0.1)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--concurrency", type=int, default=25)
+    parser.add_argument("--time-scale", type=float, default=0.05,
+                        help="fraction of real time for waits, retries and timeouts")
     parser.add_argument("--report", type=Path, default=Path("soak-report.json"))
     args = parser.parse_args(argv)
     warnings.simplefilter("ignore")
     print(f"Soak: {args.runs} action runs, fault rate {args.fault_rate:.0%}, seed {args.seed}…",
           flush=True)
-    report = soak(synthesize(), args.runs, args.fault_rate, args.seed, args.concurrency)
+    report = soak(synthesize(), args.runs, args.fault_rate, args.seed, args.concurrency,
+                  args.time_scale)
     data = asdict(report) | {"clean": report.clean}
     args.report.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
     for key in ("runs", "travis_requests_created", "duplicate_builds",

@@ -13,10 +13,11 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-# CodePipeline publishes no rate limits for the job APIs: retry throttling with client-side rate
-# adaptation before a step gives up and lets the state machine retry it.
+# CodePipeline publishes no rate limits for the job APIs: retry throttling with jittered
+# exponential backoff before a step gives up and lets the state machine retry it. (Adaptive mode's
+# learned send rate would help little in short-lived Lambda containers and adds client-side delay.)
 RETRY_CONFIG = Config(
-    retries={"mode": "adaptive", "max_attempts": 8},
+    retries={"mode": "standard", "max_attempts": 8},
     connect_timeout=5,
     read_timeout=20,
 )
