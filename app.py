@@ -19,7 +19,8 @@ def build_app(outdir: str | None = None, context: dict[str, object] | None = Non
         app,
         str(stack_name),
         env=Environment(
-            account=os.environ.get("CDK_DEFAULT_ACCOUNT"), region=os.environ.get("CDK_DEFAULT_REGION")
+            account=os.environ.get("CDK_DEFAULT_ACCOUNT"),
+            region=os.environ.get("CDK_DEFAULT_REGION"),
         ),
         description="Serverless AWS CodePipeline custom-action worker for Travis CI",
     )

@@ -51,17 +51,38 @@ def _flaky(travis: TravisFake, slug: str) -> None:
 
 
 SCENARIOS = (
-    Scenario("passing build", "acme/storefront", RepoScript(outcome="passed", jobs=3,
-                                                             polls_until_done=4), "Succeeded"),
-    Scenario("failing tests", "acme/payments", RepoScript(outcome="failed", jobs=2,
-                                                           polls_until_done=3), "JobFailed"),
-    Scenario("missing Branch property", "acme/billing", RepoScript(), "ConfigurationError",
-             configuration={"Owner": "acme", "ProjectName": "billing"}),
-    Scenario("Travis flaky (429, 502, 503, HTML)", "acme/search",
-             RepoScript(outcome="passed", polls_until_done=3), "Succeeded", faults=_flaky),
-    Scenario("request rejected by Travis", "acme/legacy",
-             RepoScript(reject=True, reject_messages=[".travis.yml: missing"]),
-             "ConfigurationError"),
+    Scenario(
+        "passing build",
+        "acme/storefront",
+        RepoScript(outcome="passed", jobs=3, polls_until_done=4),
+        "Succeeded",
+    ),
+    Scenario(
+        "failing tests",
+        "acme/payments",
+        RepoScript(outcome="failed", jobs=2, polls_until_done=3),
+        "JobFailed",
+    ),
+    Scenario(
+        "missing Branch property",
+        "acme/billing",
+        RepoScript(),
+        "ConfigurationError",
+        configuration={"Owner": "acme", "ProjectName": "billing"},
+    ),
+    Scenario(
+        "Travis flaky (429, 502, 503, HTML)",
+        "acme/search",
+        RepoScript(outcome="passed", polls_until_done=3),
+        "Succeeded",
+        faults=_flaky,
+    ),
+    Scenario(
+        "request rejected by Travis",
+        "acme/legacy",
+        RepoScript(reject=True, reject_messages=[".travis.yml: missing"]),
+        "ConfigurationError",
+    ),
 )
 
 
@@ -121,8 +142,8 @@ class Timeline:
             calls = self.worker.emulator.calls()
             travis_calls = self.worker.travis.calls
             happened: list[tuple[float, Callable[[Any], None], Any]] = [
-                (c.started + wall_offset, self._codepipeline, c) for c in calls[self._cp_seen:]
-            ] + [(c.timestamp, self._travis, c) for c in travis_calls[self._travis_seen:]]
+                (c.started + wall_offset, self._codepipeline, c) for c in calls[self._cp_seen :]
+            ] + [(c.timestamp, self._travis, c) for c in travis_calls[self._travis_seen :]]
             self._cp_seen, self._travis_seen = len(calls), len(travis_calls)
             for _, show, call in sorted(happened, key=lambda item: item[0]):
                 show(call)
@@ -145,11 +166,15 @@ class Timeline:
             if call.params.get("continuationToken"):
                 self.say(scenario, f"link published to the console: {details.get('summary')}")
             else:
-                self.say(scenario, s(f"✔ CodePipeline: succeeded — {details.get('summary')}", "32;1"))
+                self.say(
+                    scenario, s(f"✔ CodePipeline: succeeded — {details.get('summary')}", "32;1")
+                )
         elif call.operation == "PutJobFailureResult" and ok:
             failure = call.params.get("failureDetails", {})
-            self.say(scenario, s(f"✘ CodePipeline: {failure.get('type')} — {failure.get('message')}",
-                                 "31;1"))
+            self.say(
+                scenario,
+                s(f"✘ CodePipeline: {failure.get('type')} — {failure.get('message')}", "31;1"),
+            )
         elif not ok and call.error_code == "ThrottlingException":
             self.say(scenario, s(f"CodePipeline throttled {call.operation}; retrying", "2"))
 
@@ -163,13 +188,17 @@ class Timeline:
                 self.say(scenario, s("  (but created the request: the worker must find it)", "2"))
             return
         if call.fault:
-            self.say(scenario, s(f"Travis sent a malformed answer to {call.kind.replace('_', ' ')}",
-                                 "33"))
+            self.say(
+                scenario,
+                s(f"Travis sent a malformed answer to {call.kind.replace('_', ' ')}", "33"),
+            )
             return
         if call.kind == "create_request" and call.status == 202:
             body = call.body.get("request", {}) if isinstance(call.body, dict) else {}
-            self.say(scenario, f"Travis build requested for {body.get('branch')}@"
-                               f"{str(body.get('sha', ''))[:7]}")
+            self.say(
+                scenario,
+                f"Travis build requested for {body.get('branch')}@{str(body.get('sha', ''))[:7]}",
+            )
         elif call.kind == "get_request":
             for request in self.worker.travis.requests_for(call.slug):
                 if request.build_id is not None and request.build_id not in self._build_states:
@@ -186,8 +215,9 @@ class Timeline:
                 self.say(scenario, f"build is {state} ({done}/{len(jobs)} jobs finished)")
 
 
-def _summary(worker: LocalWorker, runs: dict[str, Scenario], style: Style,
-             durations: dict[str, float]) -> bool:
+def _summary(
+    worker: LocalWorker, runs: dict[str, Scenario], style: Style, durations: dict[str, float]
+) -> bool:
     print()
     header = f"{'scenario':<36} {'expected':<19} {'result':<19} {'build':<7} {'requests':<9} time"
     print(style(header, "1"))
@@ -201,35 +231,54 @@ def _summary(worker: LocalWorker, runs: dict[str, Scenario], style: Style,
         all_ok &= ok
         mark = style("✔", "32") if ok else style("✘", "31")
         build = f"#{builds[0].number}" if builds else "-"
-        print(f"{scenario.name:<36} {scenario.expected:<19} {got:<19} {build:<7} {requests:<9} "
-              f"{durations.get(run_id, 0):5.1f}s {mark}")
+        print(
+            f"{scenario.name:<36} {scenario.expected:<19} {got:<19} {build:<7} {requests:<9} "
+            f"{durations.get(run_id, 0):5.1f}s {mark}"
+        )
     executions = worker.executions()
     statuses = sorted({e["status"] for e in executions})
-    print(f"\n{len(executions)} state machine executions ({', '.join(statuses)}), "
-          f"{len(worker.observations.invocations)} Lambda invocations, "
-          f"{len(worker.emulator.calls())} CodePipeline calls, {len(worker.travis.calls)} Travis calls.")
+    print(
+        f"\n{len(executions)} state machine executions ({', '.join(statuses)}), "
+        f"{len(worker.observations.invocations)} Lambda invocations, "
+        f"{len(worker.emulator.calls())} CodePipeline calls, "
+        f"{len(worker.travis.calls)} Travis calls."
+    )
     return all_ok
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--time-scale", type=float, default=0.05,
-                        help="fraction of real time for Step Functions waits (default 0.05)")
+    parser.add_argument(
+        "--time-scale",
+        type=float,
+        default=0.05,
+        help="fraction of real time for Step Functions waits (default 0.05)",
+    )
     parser.add_argument("--timeout", type=float, default=90.0)
     args = parser.parse_args(argv)
-    style = Style(sys.stdout.isatty() and os.environ.get("NO_COLOR") is None
-                  and os.environ.get("TERM") != "dumb")
+    style = Style(
+        sys.stdout.isatty()
+        and os.environ.get("NO_COLOR") is None
+        and os.environ.get("TERM") != "dumb"
+    )
 
     print(style("CodePipeline ⇄ Travis CI worker — local demo", "1"))
     print("Synthesizing the stack (cdk-nag checks included)…", flush=True)
     began = time.monotonic()
     template = synthesize()
-    print(f"Synthesized in {time.monotonic() - began:.1f}s. Starting the CodePipeline job emulator, "
-          "the Travis fake and the state machine from the template.\n", flush=True)
+    print(
+        f"Synthesized in {time.monotonic() - began:.1f}s. Starting the CodePipeline job emulator, "
+        "the Travis fake and the state machine from the template.\n",
+        flush=True,
+    )
 
     travis = TravisFake(repos={s.slug: s.script for s in SCENARIOS})
-    worker = LocalWorker(template, travis=travis, time_scale=args.time_scale,
-                         emulator=CodePipelineEmulator(redelivery_timeout_seconds=10.0))
+    worker = LocalWorker(
+        template,
+        travis=travis,
+        time_scale=args.time_scale,
+        emulator=CodePipelineEmulator(redelivery_timeout_seconds=10.0),
+    )
     with worker:
         worker.emulator.add_action_listener(worker.on_action_started)
         runs: dict[str, Scenario] = {}
@@ -239,8 +288,9 @@ def main(argv: list[str] | None = None) -> int:
                 scenario.faults(travis, scenario.slug)
         starts: dict[str, float] = {}
         for scenario in SCENARIOS:
-            run_id = worker.start_action(scenario.config(), revision=SHA,
-                                         pipeline_name=scenario.slug.split("/")[1])
+            run_id = worker.start_action(
+                scenario.config(), revision=SHA, pipeline_name=scenario.slug.split("/")[1]
+            )
             runs[run_id] = scenario
             starts[run_id] = time.monotonic()
             timeline.say(scenario, "pipeline reached the Travis action (STARTED event → poller)")
@@ -259,10 +309,16 @@ def main(argv: list[str] | None = None) -> int:
         ok = _summary(worker, runs, style, durations) and len(durations) == len(runs)
         waits = worker.observations.waits
         if waits:
-            print(f"Step Functions waits requested: {json.dumps(sorted(set(waits)))} seconds "
-                  f"(shown here at {args.time_scale:g}× speed).")
-    print(style("All runs ended as expected." if ok else "Some runs ended unexpectedly.",
-                "32;1" if ok else "31;1"))
+            print(
+                f"Step Functions waits requested: {json.dumps(sorted(set(waits)))} seconds "
+                f"(shown here at {args.time_scale:g}× speed)."
+            )
+    print(
+        style(
+            "All runs ended as expected." if ok else "Some runs ended unexpectedly.",
+            "32;1" if ok else "31;1",
+        )
+    )
     return 0 if ok else 1
 
 

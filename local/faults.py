@@ -70,10 +70,15 @@ class FaultPlan:
             raise ValueError("Travis timeouts need a time scale > 0 to keep their real ordering")
         if self.travis:
             menu = [
-                Fault(status=500), Fault(status=502), Fault(status=503),
-                Fault(status=429, retry_after=0), Fault(drop=True),
-                Fault(status=502, malformed="html"), Fault(malformed="truncated"),
-                Fault(status=502, process_first=True), Fault(drop=True, process_first=True),
+                Fault(status=500),
+                Fault(status=502),
+                Fault(status=503),
+                Fault(status=429, retry_after=0),
+                Fault(drop=True),
+                Fault(status=502, malformed="html"),
+                Fault(malformed="truncated"),
+                Fault(status=502, process_first=True),
+                Fault(drop=True, process_first=True),
                 Fault(delay=SLOW_ANSWER_SECONDS * scale),
             ]
             worker.travis.random_faults(self.rate, seed=self.seed, faults=menu)
@@ -83,8 +88,11 @@ class FaultPlan:
             worker.after_invoke.append(self._crash_after_side_effect(rng))
         if self.duplicate_events:
             worker.emulator.add_action_listener(self._deliver_twice(worker, rng))
-        patches = [mock.patch("worker.providers.travis.client.READ_TIMEOUT",
-                              CLIENT_READ_TIMEOUT_SECONDS * scale)]
+        patches = [
+            mock.patch(
+                "worker.providers.travis.client.READ_TIMEOUT", CLIENT_READ_TIMEOUT_SECONDS * scale
+            )
+        ]
         if self.poller_crashes:
             patches.append(self._crashing_poller(rng))
         with ExitStack() as stack:
@@ -106,7 +114,9 @@ class FaultPlan:
             if crash:
                 self.count("lambda_crash_after_side_effect")
                 raise SimulatedLambdaTimeout(
-                    f"Task timed out after {function.timeout_seconds}.00 seconds")
+                    f"Task timed out after {function.timeout_seconds}.00 seconds"
+                )
+
         return hook
 
     def _deliver_twice(self, worker: LocalWorker, rng: random.Random) -> Any:
@@ -114,6 +124,7 @@ class FaultPlan:
             if state == "STARTED" and rng.random() < 0.5:
                 self.count("duplicate_event")
                 worker.poll(worker.emulator.eventbridge_event(run, "STARTED"))
+
         return listener
 
     def _crashing_poller(self, rng: random.Random) -> Any:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib
 import io
 import json
+import logging
 import os
 import sys
 import threading
@@ -54,7 +55,9 @@ SCHEDULE_EVENT = {"detail-type": "Scheduled Event", "source": "aws.events", "det
 # --------------------------------------------------------------------------- synthesis
 
 
-def synthesize(context: Mapping[str, Any] | None = None, outdir: Path | None = None) -> dict[str, Any]:
+def synthesize(
+    context: Mapping[str, Any] | None = None, outdir: Path | None = None
+) -> dict[str, Any]:
     """Synthesize the CDK app (cdk-nag included) and return the stack's template."""
     os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
     from app import build_app  # imported late: jsii starts a node process
@@ -135,7 +138,10 @@ class DeployedFunction:
 
     def load(self) -> Callable[[dict[str, Any], Any], Any]:
         module, _, name = self.handler.rpartition(".")
-        return getattr(importlib.import_module(module), name)  # type: ignore[no-any-return]
+        handler: Callable[[dict[str, Any], Any], Any] = getattr(
+            importlib.import_module(module), name
+        )
+        return handler
 
 
 # Hooks for fault injection: called around every routed invocation.
@@ -185,10 +191,14 @@ class LocalWorker:
         self.travis.start()
         stack.callback(self.travis.stop)
         stack.enter_context(_patched_env(self._base_environment()))
-        stack.enter_context(mock_aws(config={
-            "stepfunctions": {"execute_state_machine": True},
-            "lambda": {"use_docker": False},
-        }))
+        stack.enter_context(
+            mock_aws(
+                config={
+                    "stepfunctions": {"execute_state_machine": True},
+                    "lambda": {"use_docker": False},
+                }
+            )
+        )
         stack.enter_context(self._route_lambda_invocations())
         stack.enter_context(_atomic_start_execution())
         stack.enter_context(self._compress_waits())
@@ -210,19 +220,26 @@ class LocalWorker:
             sfn = boto3.client("stepfunctions", region_name=DEFAULT_REGION)
             for execution in self.executions():
                 if execution["status"] == "RUNNING":
-                    sfn.stop_execution(executionArn=execution["executionArn"],
-                                       error="LocalRunnerStopped")
-        except Exception:  # noqa: BLE001, S110 - best effort at teardown
+                    sfn.stop_execution(
+                        executionArn=execution["executionArn"], error="LocalRunnerStopped"
+                    )
+        except Exception:  # noqa: S110 - best effort at teardown
             pass
 
     # --- what the stack deployed --------------------------------------------------------------
 
     @property
     def action_type(self) -> dict[str, str]:
-        (resource,) = resources_of_type(self.template, "AWS::CodePipeline::CustomActionType").values()
+        (resource,) = resources_of_type(
+            self.template, "AWS::CodePipeline::CustomActionType"
+        ).values()
         props = resource["Properties"]
-        return {"owner": "Custom", "category": props["Category"], "provider": props["Provider"],
-                "version": props["Version"]}
+        return {
+            "owner": "Custom",
+            "category": props["Category"],
+            "provider": props["Provider"],
+            "version": props["Version"],
+        }
 
     def _deployed_functions(self) -> dict[str, DeployedFunction]:
         return {
@@ -276,10 +293,13 @@ class LocalWorker:
         for function in self.functions.values():
             for key, value in function.environment.items():
                 if key in merged and merged[key] != value:
-                    raise RuntimeError(f"functions disagree on {key}: cannot run them in one process")
+                    raise RuntimeError(
+                        f"functions disagree on {key}: cannot run them in one process"
+                    )
                 merged[key] = value
-        state_machine_id = next(iter(resources_of_type(self.template,
-                                                       "AWS::StepFunctions::StateMachine")))
+        state_machine_id = next(
+            iter(resources_of_type(self.template, "AWS::StepFunctions::StateMachine"))
+        )
         resolved: dict[str, str] = {}
         for key, value in merged.items():
             if isinstance(value, dict):
@@ -303,8 +323,14 @@ class LocalWorker:
     def _route_lambda_invocations(self) -> Iterator[None]:
         runner = self
 
-        def invoke(backend: Any, function_name: str, qualifier: Any, body: Any, headers: Any,
-                   response_headers: dict[str, str]) -> bytes:
+        def invoke(  # noqa: PLR0917 - moto's signature
+            backend: Any,
+            function_name: str,
+            qualifier: Any,
+            body: Any,
+            headers: Any,
+            response_headers: dict[str, str],
+        ) -> bytes:
             logical_id = function_name.rsplit(":", 1)[-1]
             function = runner.functions[logical_id]
             payload = json.loads(body) if body else {}
@@ -313,8 +339,9 @@ class LocalWorker:
         with mock.patch("moto.awslambda_simple.models.LambdaSimpleBackend.invoke", invoke):
             yield
 
-    def _invoke(self, function: DeployedFunction, event: dict[str, Any],
-                response_headers: dict[str, str]) -> bytes:
+    def _invoke(
+        self, function: DeployedFunction, event: dict[str, Any], response_headers: dict[str, str]
+    ) -> bytes:
         started = time.monotonic()
         context = LambdaContext(function.logical_id, function.timeout_seconds)
         error: str | None = None
@@ -325,18 +352,28 @@ class LocalWorker:
             for after in self.after_invoke:
                 after(function, event, result)
             return json.dumps(result).encode()
-        except Exception as exc:  # noqa: BLE001 - the Lambda runtime reports any error this way
+        except Exception as exc:
             # Simulated platform errors (e.g. a Lambda timeout) name themselves like Lambda does.
             error = str(getattr(exc, "error_type", type(exc).__name__))
             response_headers["x-amz-function-error"] = "Unhandled"
-            return json.dumps({
-                "errorType": error,
-                "errorMessage": str(exc),
-                "stackTrace": traceback.format_tb(exc.__traceback__),
-            }).encode()
+            return json.dumps(
+                {
+                    "errorType": error,
+                    "errorMessage": str(exc),
+                    "stackTrace": traceback.format_tb(exc.__traceback__),
+                }
+            ).encode()
         finally:
-            self.observations.add("invocations", Invocation(
-                function.logical_id, function.handler, started, time.monotonic() - started, error))
+            self.observations.add(
+                "invocations",
+                Invocation(
+                    function.logical_id,
+                    function.handler,
+                    started,
+                    time.monotonic() - started,
+                    error,
+                ),
+            )
 
     # --- time --------------------------------------------------------------------------------
 
@@ -360,8 +397,10 @@ class LocalWorker:
 
         worker_time = mock.Mock(wraps=time)
         worker_time.sleep = client_sleep
-        wait_path = ("moto.stepfunctions.parser.asl.component.state.wait.wait_function."
-                     "wait_function.WaitFunction._wait_interval")
+        wait_path = (
+            "moto.stepfunctions.parser.asl.component.state.wait.wait_function."
+            "wait_function.WaitFunction._wait_interval"
+        )
         retry_module = "moto.stepfunctions.parser.asl.component.common.retry.retrier_decl"
         retry_time = mock.Mock(wraps=time)
         retry_time.sleep = retry_sleep
@@ -380,6 +419,8 @@ class LocalWorker:
         from worker.observability import logger
 
         handler = logger.registered_handler
+        if not isinstance(handler, logging.StreamHandler):
+            raise TypeError("Powertools Logger is expected to log through a StreamHandler")
         sink = _LockedWriter(self.log_buffer, self._log_lock)
         previous = handler.setStream(sink)
 
@@ -441,7 +482,9 @@ class LocalWorker:
 
     def executions(self) -> list[dict[str, Any]]:
         sfn = boto3.client("stepfunctions", region_name=DEFAULT_REGION)
-        pages = sfn.get_paginator("list_executions").paginate(stateMachineArn=self.state_machine_arn)
+        pages = sfn.get_paginator("list_executions").paginate(
+            stateMachineArn=self.state_machine_arn
+        )
         return [e for page in pages for e in page["executions"]]
 
     def describe(self, execution_arn: str) -> dict[str, Any]:
@@ -473,11 +516,22 @@ class LocalWorker:
         while self.running() and time.monotonic() < deadline:
             time.sleep(0.05)
 
-    def start_action(self, configuration: Mapping[str, str], *, revision: str | None = None,
-                     pipeline_name: str = "demo-pipeline", **kwargs: Any) -> str:
+    def start_action(
+        self,
+        configuration: Mapping[str, str],
+        *,
+        revision: str | None = None,
+        pipeline_name: str = "demo-pipeline",
+        **kwargs: Any,
+    ) -> str:
         """CodePipeline reaches the Travis action: a new action run. Returns its id."""
-        job_id = self.emulator.create_job(self.action_type, configuration, pipeline_name=pipeline_name,
-                                          input_revision=revision, **kwargs)
+        job_id = self.emulator.create_job(
+            self.action_type,
+            configuration,
+            pipeline_name=pipeline_name,
+            input_revision=revision,
+            **kwargs,
+        )
         return self.emulator.job(job_id).action_execution_id
 
 

@@ -81,18 +81,32 @@ class SoakReport:
 
     @property
     def clean(self) -> bool:
-        return not (self.duplicate_builds or self.claimed_jobs_without_result
-                    or self.wrong_results or self.unfinished_runs or self.secret_occurrences)
+        return not (
+            self.duplicate_builds
+            or self.claimed_jobs_without_result
+            or self.wrong_results
+            or self.unfinished_runs
+            or self.secret_occurrences
+        )
 
 
-def soak(template: dict[str, Any], runs: int, fault_rate: float, seed: int,
-         concurrency: int = 25, time_scale: float = 0.05, timeout: float = 1800.0) -> SoakReport:
+def soak(
+    template: dict[str, Any],
+    *,
+    runs: int,
+    fault_rate: float,
+    seed: int,
+    concurrency: int = 25,
+    time_scale: float = 0.05,
+    timeout: float = 1800.0,
+) -> SoakReport:
     """Run `runs` action runs with faults and check every invariant."""
     began = time.monotonic()
     rng = random.Random(seed)
     travis = TravisFake(tokens={DEFAULT_TOKEN: "all", API_TOKEN: "all"})
-    emulator = CodePipelineEmulator(redelivery_timeout_seconds=3.0, nonce_on_redelivery="new",
-                                    seed=seed)
+    emulator = CodePipelineEmulator(
+        redelivery_timeout_seconds=3.0, nonce_on_redelivery="new", seed=seed
+    )
     worker = LocalWorker(template, travis=travis, emulator=emulator, time_scale=time_scale)
     plan = FaultPlan(rate=fault_rate, seed=seed)
     expected: dict[str, Mix] = {}
@@ -106,15 +120,24 @@ def soak(template: dict[str, Any], runs: int, fault_rate: float, seed: int,
         for number in range(runs):
             mix = rng.choice(kinds)
             slug = f"soak/run-{number:04d}"
-            worker.travis.add_repo(slug, RepoScript(**{**asdict(mix.script), "rate_limit": 1000,
-                                                       "polls_until_done": rng.randint(1, 4)}))
+            worker.travis.add_repo(
+                slug,
+                RepoScript(
+                    **{
+                        **asdict(mix.script),
+                        "rate_limit": 1000,
+                        "polls_until_done": rng.randint(1, 4),
+                    }
+                ),
+            )
             config = {"Owner": "soak", "ProjectName": f"run-{number:04d}", "Branch": "main"}
             for name in mix.drop:
                 config.pop(name)
             if mix.api_token:
                 config["APIToken"] = API_TOKEN
-            run_id = worker.start_action(config, revision=mix.revision,
-                                         pipeline_name=f"soak-{number:04d}")
+            run_id = worker.start_action(
+                config, revision=mix.revision, pipeline_name=f"soak-{number:04d}"
+            )
             expected[run_id] = mix
             pending.append(run_id)
             while len(pending) >= concurrency and time.monotonic() < deadline:
@@ -125,12 +148,26 @@ def soak(template: dict[str, Any], runs: int, fault_rate: float, seed: int,
             time.sleep(0.1)
         worker.stop_sweeper()
         worker.wait_idle(60)
-        report = _check(worker, plan, expected, fault_rate, seed, began)
+        report = _check(
+            worker=worker,
+            plan=plan,
+            expected=expected,
+            fault_rate=fault_rate,
+            seed=seed,
+            began=began,
+        )
     return report
 
 
-def _check(worker: LocalWorker, plan: FaultPlan, expected: dict[str, Any], fault_rate: float,
-           seed: int, began: float) -> SoakReport:
+def _check(
+    *,
+    worker: LocalWorker,
+    plan: FaultPlan,
+    expected: dict[str, Any],
+    fault_rate: float,
+    seed: int,
+    began: float,
+) -> SoakReport:
     problems: list[str] = []
     emulator, travis = worker.emulator, worker.travis
     duplicates = wrong = unfinished = 0
@@ -150,8 +187,10 @@ def _check(worker: LocalWorker, plan: FaultPlan, expected: dict[str, Any], fault
         outcomes[str(got)] = outcomes.get(str(got), 0) + 1
         if got != mix.expected:
             wrong += 1
-            problems.append(f"{run.pipeline_name} ({mix.name}): {got}, expected {mix.expected}: "
-                            f"{(run.failure_details or {}).get('message', '')}")
+            problems.append(
+                f"{run.pipeline_name} ({mix.name}): {got}, expected {mix.expected}: "
+                f"{(run.failure_details or {}).get('message', '')}"
+            )
     open_claims = [j for j in emulator.jobs() if j.acknowledgements and j.result is None]
     problems.extend(f"job {j.id} claimed without a result" for j in open_claims)
     secrets = {DEFAULT_TOKEN, API_TOKEN}
@@ -198,21 +237,45 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fault-rate", type=float, default=0.1)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--concurrency", type=int, default=25)
-    parser.add_argument("--time-scale", type=float, default=0.05,
-                        help="fraction of real time for waits, retries and timeouts")
+    parser.add_argument(
+        "--time-scale",
+        type=float,
+        default=0.05,
+        help="fraction of real time for waits, retries and timeouts",
+    )
     parser.add_argument("--report", type=Path, default=Path("soak-report.json"))
     args = parser.parse_args(argv)
     warnings.simplefilter("ignore")
-    print(f"Soak: {args.runs} action runs, fault rate {args.fault_rate:.0%}, seed {args.seed}…",
-          flush=True)
-    report = soak(synthesize(), args.runs, args.fault_rate, args.seed, args.concurrency,
-                  args.time_scale)
+    print(
+        f"Soak: {args.runs} action runs, fault rate {args.fault_rate:.0%}, seed {args.seed}…",
+        flush=True,
+    )
+    report = soak(
+        synthesize(),
+        runs=args.runs,
+        fault_rate=args.fault_rate,
+        seed=args.seed,
+        concurrency=args.concurrency,
+        time_scale=args.time_scale,
+    )
     data = asdict(report) | {"clean": report.clean}
     args.report.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    for key in ("runs", "travis_requests_created", "duplicate_builds",
-                "claimed_jobs_without_result", "wrong_results", "unfinished_runs",
-                "secret_occurrences", "executions", "lambda_invocations", "codepipeline_calls",
-                "codepipeline_throttled", "travis_calls", "travis_faults", "wall_seconds"):
+    for key in (
+        "runs",
+        "travis_requests_created",
+        "duplicate_builds",
+        "claimed_jobs_without_result",
+        "wrong_results",
+        "unfinished_runs",
+        "secret_occurrences",
+        "executions",
+        "lambda_invocations",
+        "codepipeline_calls",
+        "codepipeline_throttled",
+        "travis_calls",
+        "travis_faults",
+        "wall_seconds",
+    ):
         print(f"  {key:<30} {data[key]}")
     print(f"  {'injected':<30} {json.dumps(report.injected)}")
     print(f"  {'outcomes':<30} {json.dumps(report.outcomes)}")

@@ -373,7 +373,9 @@ class TravisFake:
         with self._lock:
             self._tokens[token] = allowed
 
-    def add_fault(self, kind: str, fault: Fault, times: int = 1, *, slug: str | None = None) -> None:
+    def add_fault(
+        self, kind: str, fault: Fault, times: int = 1, *, slug: str | None = None
+    ) -> None:
         """Queue `fault` for the next `times` calls of `kind` (a KINDS entry, or "*" for any),
         optionally only for calls about one repository `slug`."""
         if kind != "*" and kind not in KINDS:

@@ -70,7 +70,9 @@ class WorkerConfig:
                 category=str(get("category", defaults.category)),
                 provider=str(get("provider", defaults.provider)),
                 version=str(get("version", defaults.version)),
-                token_secret_arn=str(get("travisTokenSecretArn")) if get("travisTokenSecretArn") else None,
+                token_secret_arn=str(get("travisTokenSecretArn"))
+                if get("travisTokenSecretArn")
+                else None,
                 default_endpoint=str(get("defaultEndpoint", defaults.default_endpoint)).rstrip("/"),
                 trusted_endpoints=tuple(str(e).rstrip("/") for e in trusted),
                 web_url=str(get("travisWebUrl", defaults.web_url)).rstrip("/"),

@@ -39,8 +39,7 @@ class PipBundling:
 
     def _cached_install(self) -> Path:
         key = hashlib.sha256(
-            self._requirements.read_bytes()
-            + f"{self._platform}|{self._python_version}".encode()
+            self._requirements.read_bytes() + f"{self._platform}|{self._python_version}".encode()
         ).hexdigest()[:16]
         target = CACHE / key
         if (target / ".complete").exists():
@@ -49,12 +48,22 @@ class PipBundling:
         site = target / "python"
         subprocess.run(  # noqa: S603 - fixed arguments, no shell
             [
-                sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                "--requirement", str(self._requirements),
-                "--target", str(site),
-                "--platform", self._platform,
-                "--python-version", self._python_version,
-                "--implementation", "cp",
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "--requirement",
+                str(self._requirements),
+                "--target",
+                str(site),
+                "--platform",
+                self._platform,
+                "--python-version",
+                self._python_version,
+                "--implementation",
+                "cp",
                 "--only-binary=:all:",
                 "--no-compile",
                 "--no-deps",  # requirements.txt is the full pinned closure
@@ -70,8 +79,14 @@ class PipBundling:
 class DependencyLayer(Construct):
     """One layer with the functions' third-party packages (Powertools, requests)."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, runtime: lambda_.Runtime,
-                 architecture: lambda_.Architecture) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        runtime: lambda_.Runtime,
+        architecture: lambda_.Architecture,
+    ) -> None:
         super().__init__(scope, construct_id)
         arch = "aarch64" if architecture == lambda_.Architecture.ARM_64 else "x86_64"
         python_version = runtime.name.removeprefix("python")

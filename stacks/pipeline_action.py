@@ -60,6 +60,7 @@ class TravisBuildAction(codepipeline.Action):
     def _provided_action_properties(self) -> codepipeline.ActionProperties:
         return self._properties
 
-    def _bound(self, scope: Construct, stage: codepipeline.IStage, *, bucket: Any,
-               role: Any) -> codepipeline.ActionConfig:
+    def _bound(
+        self, scope: Construct, stage: codepipeline.IStage, *, bucket: Any, role: Any
+    ) -> codepipeline.ActionConfig:
         return codepipeline.ActionConfig(configuration=self._configuration)

@@ -40,8 +40,9 @@ class StepFunctions:
 
 def build_definition(scope: Construct, steps: StepFunctions) -> sfn.IChainable:
     """The state machine's states, wired together."""
-    report_failure = _invoke(scope, "ReportFailure", steps.report_failure, "$.reported",
-                             attempts=8, max_delay_minutes=10)
+    report_failure = _invoke(
+        scope, "ReportFailure", steps.report_failure, "$.reported", attempts=8, max_delay_minutes=10
+    )
     report_failure.next(sfn.Succeed(scope, "FailureReported"))
 
     def guarded(task: tasks.LambdaInvoke) -> tasks.LambdaInvoke:
@@ -51,8 +52,11 @@ def build_definition(scope: Construct, steps: StepFunctions) -> sfn.IChainable:
     # Phase 1: request the build and publish its link.
     # A submit whose POST got no readable answer looks for its request before posting again; the
     # retry waits longer than the client's read timeout (20 s) so a POST still in flight has landed.
-    submit = guarded(_invoke(scope, "SubmitBuild", steps.submit, "$.submission",
-                             first_retry_seconds=30, jitter=False))
+    submit = guarded(
+        _invoke(
+            scope, "SubmitBuild", steps.submit, "$.submission", first_retry_seconds=30, jitter=False
+        )
+    )
     resolve = guarded(_invoke(scope, "ResolveBuild", steps.resolve, "$.resolution"))
     publish = guarded(_invoke(scope, "PublishLink", steps.publish, "$.publication"))
     wait_for_build = sfn.Wait(
@@ -60,8 +64,10 @@ def build_definition(scope: Construct, steps: StepFunctions) -> sfn.IChainable:
     )
     build_ready = (
         sfn.Choice(scope, "BuildCreated?")
-        .when(sfn.Condition.boolean_equals("$.resolution.ready", True),
-              publish.next(sfn.Succeed(scope, "LinkPublished")))
+        .when(
+            sfn.Condition.boolean_equals("$.resolution.ready", True),
+            publish.next(sfn.Succeed(scope, "LinkPublished")),
+        )
         .otherwise(wait_for_build.next(resolve))
     )
     phase_start = submit.next(resolve).next(build_ready)
@@ -74,8 +80,10 @@ def build_definition(scope: Construct, steps: StepFunctions) -> sfn.IChainable:
     )
     finished = (
         sfn.Choice(scope, "BuildFinished?")
-        .when(sfn.Condition.boolean_equals("$.watch.finished", True),
-              report.next(sfn.Succeed(scope, "ResultReported")))
+        .when(
+            sfn.Condition.boolean_equals("$.watch.finished", True),
+            report.next(sfn.Succeed(scope, "ResultReported")),
+        )
         .otherwise(wait_for_progress.next(watch))
     )
     phase_watch = watch.next(finished)
@@ -88,9 +96,14 @@ def build_definition(scope: Construct, steps: StepFunctions) -> sfn.IChainable:
     )
     claimed = (
         sfn.Choice(scope, "Claimed?")
-        .when(sfn.Condition.boolean_equals("$.claim.claimed", False),
-              sfn.Succeed(scope, "ClaimedElsewhere",
-                          comment="Another hand-out of this job was acknowledged first."))
+        .when(
+            sfn.Condition.boolean_equals("$.claim.claimed", False),
+            sfn.Succeed(
+                scope,
+                "ClaimedElsewhere",
+                comment="Another hand-out of this job was acknowledged first.",
+            ),
+        )
         .otherwise(route)
     )
     return claim.next(claimed)
@@ -112,8 +125,10 @@ def _invoke(
         name,
         lambda_function=function,
         payload=sfn.TaskInput.from_object(
-            {"state": sfn.JsonPath.entire_payload,
-             "execution": sfn.JsonPath.string_at("$$.Execution.Name")}
+            {
+                "state": sfn.JsonPath.entire_payload,
+                "execution": sfn.JsonPath.string_at("$$.Execution.Name"),
+            }
         ),
         payload_response_only=True,
         result_path=result_path,
@@ -134,5 +149,7 @@ def _invoke(
         max_attempts=8,
         jitter_strategy=sfn.JitterType.FULL,
     )
-    task.add_retry(errors=CRASH_ERRORS, interval=Duration.seconds(5), backoff_rate=2, max_attempts=2)
+    task.add_retry(
+        errors=CRASH_ERRORS, interval=Duration.seconds(5), backoff_rate=2, max_attempts=2
+    )
     return task

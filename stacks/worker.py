@@ -53,8 +53,12 @@ CONFIGURATION_PROPERTIES = (
     ("ProjectName", True, False, "Repository name"),
     ("Branch", True, False, "Branch to build"),
     (TOKEN_PROPERTY, False, True, "Travis API token; when empty the worker's own secret is used"),
-    ("Endpoint", False, False, "Travis API URL (default https://api.travis-ci.com; "
-                               "Enterprise: https://HOST/api)"),
+    (
+        "Endpoint",
+        False,
+        False,
+        "Travis API URL (default https://api.travis-ci.com; Enterprise: https://HOST/api)",
+    ),
 )
 
 # Which job-API calls each step needs (none of them supports resource-level permissions).
@@ -88,8 +92,9 @@ class TravisWorker(Construct):
         self.config = config
         self.action_type = self._build_action_type()
         self.token_secret = self._build_secret()
-        self.layer = DependencyLayer(self, "Dependencies", runtime=RUNTIME,
-                                     architecture=ARCHITECTURE).layer
+        self.layer = DependencyLayer(
+            self, "Dependencies", runtime=RUNTIME, architecture=ARCHITECTURE
+        ).layer
         self.code = lambda_.Code.from_asset(
             str(LAMBDA_DIR), exclude=["requirements.txt", "**/__pycache__", "**/*.pyc"]
         )
@@ -112,8 +117,13 @@ class TravisWorker(Construct):
             version=c.version,
             configuration_properties=[
                 codepipeline.CfnCustomActionType.ConfigurationPropertiesProperty(
-                    name=name, required=required, key=True, secret=secret, queryable=False,
-                    description=description, type="String",
+                    name=name,
+                    required=required,
+                    key=True,
+                    secret=secret,
+                    queryable=False,
+                    description=description,
+                    type="String",
                 )
                 for name, required, secret, description in CONFIGURATION_PROPERTIES
             ],
@@ -150,7 +160,7 @@ class TravisWorker(Construct):
             self,
             "TravisToken",
             description="Default Travis CI API token of the CodePipeline worker: "
-                        'set {"token": "<TOKEN>"} after deploying',
+            'set {"token": "<TOKEN>"} after deploying',
             generate_secret_string=secretsmanager.SecretStringGenerator(
                 secret_string_template=json.dumps({"token": ""}),
                 generate_string_key="placeholder",
@@ -167,10 +177,17 @@ class TravisWorker(Construct):
             "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
             "POWERTOOLS_LOG_LEVEL": "INFO",
             "POWERTOOLS_LOGGER_LOG_EVENT": "false",
-            "ACTION_TYPES": json.dumps([{
-                "category": c.category, "provider": c.provider, "version": c.version,
-                "implementation": "travis", "secretProperties": [TOKEN_PROPERTY],
-            }]),
+            "ACTION_TYPES": json.dumps(
+                [
+                    {
+                        "category": c.category,
+                        "provider": c.provider,
+                        "version": c.version,
+                        "implementation": "travis",
+                        "secretProperties": [TOKEN_PROPERTY],
+                    }
+                ]
+            ),
             "TRAVIS_TOKEN_SECRET_ARN": self.token_secret.secret_arn,
             "TRAVIS_DEFAULT_ENDPOINT": c.default_endpoint,
             "TRAVIS_TRUSTED_ENDPOINTS": ",".join(c.trusted_endpoints),
@@ -180,10 +197,17 @@ class TravisWorker(Construct):
             "RESOLVE_WAIT_SECONDS": RESOLVE_WAIT,
         }
 
-    def _function(self, construct_id: str, handler: str, description: str,
-                  timeout_seconds: int, environment: dict[str, str]) -> lambda_.Function:
+    def _function(
+        self,
+        construct_id: str,
+        handler: str,
+        description: str,
+        timeout_seconds: int,
+        environment: dict[str, str],
+    ) -> lambda_.Function:
         log_group = logs.LogGroup(
-            self, f"{construct_id}Logs",
+            self,
+            f"{construct_id}Logs",
             retention=_retention(self.config.log_retention_days),
             removal_policy=RemovalPolicy.DESTROY,
         )
@@ -212,10 +236,12 @@ class TravisWorker(Construct):
             timeout_seconds=90,
             environment=self._environment(),
         )
-        function.add_to_role_policy(iam.PolicyStatement(
-            actions=list(STEP_PERMISSIONS[name]),
-            resources=["*"],  # the CodePipeline job APIs have no resource type
-        ))
+        function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=list(STEP_PERMISSIONS[name]),
+                resources=["*"],  # the CodePipeline job APIs have no resource type
+            )
+        )
         if name in STEPS_WITH_TOKEN:
             self.token_secret.grant_read(function)
         return function
@@ -223,7 +249,8 @@ class TravisWorker(Construct):
     def _build_state_machine(self) -> sfn.StateMachine:
         steps = StepFunctions(**self.step_functions)
         log_group = logs.LogGroup(
-            self, "StateMachineLogs",
+            self,
+            "StateMachineLogs",
             log_group_name=f"/aws/vendedlogs/states/{Stack.of(self).stack_name}-{self.node.id}",
             retention=_retention(self.config.log_retention_days),
             removal_policy=RemovalPolicy.DESTROY,
@@ -239,8 +266,9 @@ class TravisWorker(Construct):
             state_machine_type=sfn.StateMachineType.STANDARD,
             timeout=backstop,
             tracing_enabled=True,
-            logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL,
-                                include_execution_data=True),
+            logs=sfn.LogOptions(
+                destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=True
+            ),
             comment="One execution per CodePipeline job of the Travis custom action",
         )
 
@@ -257,18 +285,26 @@ class TravisWorker(Construct):
             timeout_seconds=POLLER_TIMEOUT_SECONDS,
             environment=environment,
         )
-        poller.add_to_role_policy(iam.PolicyStatement(
-            actions=["codepipeline:PollForJobs"], resources=[self._action_type_arn()],
-        ))
+        poller.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["codepipeline:PollForJobs"],
+                resources=[self._action_type_arn()],
+            )
+        )
         self.state_machine.grant_start_execution(poller)
-        poller.add_to_role_policy(iam.PolicyStatement(
-            actions=["states:DescribeExecution"],
-            resources=[Stack.of(self).format_arn(
-                service="states", resource="execution",
-                resource_name=f"{self.state_machine.state_machine_name}:*",
-                arn_format=_COLON_RESOURCE_NAME,
-            )],
-        ))
+        poller.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["states:DescribeExecution"],
+                resources=[
+                    Stack.of(self).format_arn(
+                        service="states",
+                        resource="execution",
+                        resource_name=f"{self.state_machine.state_machine_name}:*",
+                        arn_format=_COLON_RESOURCE_NAME,
+                    )
+                ],
+            )
+        )
         return poller
 
     def _acknowledge_nag_findings(self) -> None:
@@ -279,30 +315,42 @@ class TravisWorker(Construct):
         region = "<AWS::Region>" if Token.is_unresolved(stack.region) else stack.region
         account = "<AWS::AccountId>" if Token.is_unresolved(stack.account) else stack.account
         acknowledgements = [
-            ("AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
-             "AWSLambdaBasicExecutionRole]",
-             "The AWS-managed basic execution role is the minimum a function needs to write its "
-             "logs to its own log group."),
-            ("AwsSolutions-IAM5[Resource::*]",
-             "The CodePipeline job APIs (AcknowledgeJob, GetJobDetails, PutJobSuccessResult, "
-             "PutJobFailureResult), X-Ray PutTraceSegments and Step Functions log delivery have no "
-             "resource-level permissions; each function gets only the actions it calls."),
-            (f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:states:{region}:{account}:"
-             f"execution:<{stack.get_logical_id(self._cfn(self.state_machine))}.Name>:*]",
-             "The poller may describe executions of this state machine only (to tell a duplicate "
-             "hand-out from one whose execution ended before claiming the job)."),
+            (
+                "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+                "AWSLambdaBasicExecutionRole]",
+                "The AWS-managed basic execution role is the minimum a function needs to write its "
+                "logs to its own log group.",
+            ),
+            (
+                "AwsSolutions-IAM5[Resource::*]",
+                "The CodePipeline job APIs (AcknowledgeJob, GetJobDetails, "
+                "PutJobSuccessResult, PutJobFailureResult), X-Ray PutTraceSegments and Step "
+                "Functions log delivery have no resource-level permissions; each function gets "
+                "only the actions it calls.",
+            ),
+            (
+                f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:states:{region}:{account}:"
+                f"execution:<{stack.get_logical_id(self._cfn(self.state_machine))}.Name>:*]",
+                "The poller may describe executions of this state machine only (to tell a "
+                "duplicate hand-out from one whose execution ended before claiming the job).",
+            ),
         ]
         for function in self.step_functions.values():
             logical_id = stack.get_logical_id(self._cfn(function))
-            acknowledgements.append((
-                f"AwsSolutions-IAM5[Resource::<{logical_id}.Arn>:*]",
-                "CDK's grant lets the state machine invoke this step function and its versions.",
-            ))
-        Validations.of(self.token_secret).acknowledge(Acknowledgment(
-            id="AwsSolutions::AwsSolutions-SMG4",
-            reason="Travis CI API tokens are issued in Travis's web UI and cannot be rotated by a "
-                   "Lambda rotation function; rotate in Travis and update the secret (README).",
-        ))
+            acknowledgements.append(
+                (
+                    f"AwsSolutions-IAM5[Resource::<{logical_id}.Arn>:*]",
+                    "CDK's grant lets the state machine invoke this step function and its "
+                    "versions.",
+                )
+            )
+        Validations.of(self.token_secret).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions::AwsSolutions-SMG4",
+                reason="Travis CI API tokens are issued in Travis's web UI and cannot be rotated "
+                "by a Lambda rotation function; rotate in Travis and update the secret (README).",
+            )
+        )
         for finding, reason in acknowledgements:
             Validations.of(self).acknowledge(
                 Acknowledgment(id=f"AwsSolutions::{finding}", reason=reason)
@@ -316,16 +364,19 @@ class TravisWorker(Construct):
 
     def _build_triggers(self) -> None:
         c = self.config
-        target = targets.LambdaFunction(self.poller, retry_attempts=0,
-                                        max_event_age=Duration.minutes(5))
+        target = targets.LambdaFunction(
+            self.poller, retry_attempts=0, max_event_age=Duration.minutes(5)
+        )
         events.Rule(
-            self, "SweepSchedule",
+            self,
+            "SweepSchedule",
             description="Poll for CodePipeline jobs every minute (also picks up continuation jobs)",
             schedule=events.Schedule.rate(Duration.minutes(1)),
             targets=[target],
         )
         events.Rule(
-            self, "ActionStarted",
+            self,
+            "ActionStarted",
             description="Poll as soon as a pipeline reaches the Travis action",
             event_pattern=events.EventPattern(
                 source=["aws.codepipeline"],
@@ -333,8 +384,11 @@ class TravisWorker(Construct):
                 detail={
                     "state": ["STARTED"],
                     # version is not matched: it arrives as a number or a string
-                    "type": {"owner": ["Custom"], "category": [c.category],
-                             "provider": [c.provider]},
+                    "type": {
+                        "owner": ["Custom"],
+                        "category": [c.category],
+                        "provider": [c.provider],
+                    },
                 },
             ),
             targets=[target],

@@ -10,11 +10,18 @@ from constructs import Construct
 from stacks.config import WorkerConfig
 from stacks.worker import TravisWorker
 
+
 class TravisWorkerStack(Stack):
     """Deploys one `TravisWorker` configured from CDK context."""
 
-    def __init__(self, scope: Construct, construct_id: str, *,
-                 config: WorkerConfig | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: WorkerConfig | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(scope, construct_id, **kwargs)
         config = config or WorkerConfig.from_context(self)
         self.worker = TravisWorker(self, "Worker", config=config)
@@ -23,10 +30,22 @@ class TravisWorkerStack(Stack):
     def _outputs(self, config: WorkerConfig) -> None:
         w = self.worker
         action = f"Custom/{config.category}/{config.provider}/{config.version}"
-        CfnOutput(self, "ActionTypeId", value=action,
-                  description="Owner/Category/Provider/Version to use in pipelines")
-        CfnOutput(self, "StateMachineArn", value=w.state_machine.state_machine_arn,
-                  description="One execution per CodePipeline job (name starts with the job id)")
+        CfnOutput(
+            self,
+            "ActionTypeId",
+            value=action,
+            description="Owner/Category/Provider/Version to use in pipelines",
+        )
+        CfnOutput(
+            self,
+            "StateMachineArn",
+            value=w.state_machine.state_machine_arn,
+            description="One execution per CodePipeline job (name starts with the job id)",
+        )
         CfnOutput(self, "PollerFunctionName", value=w.poller.function_name)
-        CfnOutput(self, "TravisTokenSecretArn", value=w.token_secret.secret_arn,
-                  description='Put {"token": "<TRAVIS TOKEN>"} here unless every action sets APIToken')
+        CfnOutput(
+            self,
+            "TravisTokenSecretArn",
+            value=w.token_secret.secret_arn,
+            description='Put {"token": "<TRAVIS TOKEN>"} here unless every action sets APIToken',
+        )

@@ -35,8 +35,7 @@ def running_worker(
     deliver_events: bool = True,
     sweep: bool = True,
 ) -> Iterator[LocalWorker]:
-    worker = LocalWorker(template, travis=travis or TravisFake(auto_repos=True),
-                         emulator=emulator)
+    worker = LocalWorker(template, travis=travis or TravisFake(auto_repos=True), emulator=emulator)
     with worker:
         if deliver_events:
             worker.emulator.add_action_listener(worker.on_action_started)
@@ -61,8 +60,12 @@ def worker_for(template: dict[str, Any]) -> Iterator[Callable[..., LocalWorker]]
         stack.pop().__exit__(None, None, None)
 
 
-def run_action(worker: LocalWorker, configuration: dict[str, str] | None = None,
-               revision: str | None = REVISION, **kwargs: Any) -> ActionRun:
+def run_action(
+    worker: LocalWorker,
+    configuration: dict[str, str] | None = None,
+    revision: str | None = REVISION,
+    **kwargs: Any,
+) -> ActionRun:
     """One pipeline action run, start to final result."""
     run_id = worker.start_action(configuration or CONFIG, revision=revision, **kwargs)
     (run,) = worker.wait_for_runs([run_id], timeout=RUN_TIMEOUT)
@@ -80,5 +83,11 @@ def everything_an_operator_sees(worker: LocalWorker) -> str:
     return "\n".join(parts)
 
 
-__all__ = ["CONFIG", "DEFAULT_TOKEN", "REVISION", "SLUG", "everything_an_operator_sees",
-           "run_action"]
+__all__ = [
+    "CONFIG",
+    "DEFAULT_TOKEN",
+    "REVISION",
+    "SLUG",
+    "everything_an_operator_sees",
+    "run_action",
+]

@@ -33,8 +33,17 @@ def crash_once_after(step_handler: str) -> Any:
     return hook
 
 
-@pytest.mark.parametrize("step", ["steps.claim", "steps.submit", "steps.resolve", "steps.publish",
-                                  "steps.watch", "steps.report"])
+@pytest.mark.parametrize(
+    "step",
+    [
+        "steps.claim",
+        "steps.submit",
+        "steps.resolve",
+        "steps.publish",
+        "steps.watch",
+        "steps.report",
+    ],
+)
 def test_step_crashing_after_its_side_effect_is_retried_without_a_duplicate(
     worker_for: Any, step: str
 ) -> None:
@@ -54,8 +63,11 @@ def test_step_crashing_after_its_side_effect_is_retried_without_a_duplicate(
     assert len(run.results) == 2
     # every job claimed by one hand-out (a retried claim re-acknowledges the same nonce)
     for job_id in run.job_ids:
-        acks = [c for c in worker.emulator.calls("AcknowledgeJob")
-                if c.ok and c.params["jobId"] == job_id]
+        acks = [
+            c
+            for c in worker.emulator.calls("AcknowledgeJob")
+            if c.ok and c.params["jobId"] == job_id
+        ]
         assert len({c.params["nonce"] for c in acks}) == 1
         assert len(acks) == (2 if step == "steps.claim" and job_id == run.job_ids[0] else 1)
 
@@ -79,8 +91,10 @@ def test_poller_dying_mid_batch_loses_no_job(worker_for: Any) -> None:
     emulator = CodePipelineEmulator(redelivery_timeout_seconds=0.5)
     travis = TravisFake(auto_repos=True)
     worker = worker_for(travis=travis, emulator=emulator, deliver_events=False, sweep=False)
-    runs = [worker.start_action({**CONFIG, "ProjectName": f"app-{n}"}, revision="d" * 40)
-            for n in range(3)]
+    runs = [
+        worker.start_action({**CONFIG, "ProjectName": f"app-{n}"}, revision="d" * 40)
+        for n in range(3)
+    ]
     from worker.poller import ExecutionStarter
 
     original = ExecutionStarter.start
@@ -111,8 +125,13 @@ def test_poller_dying_mid_batch_loses_no_job(worker_for: Any) -> None:
 def test_codepipeline_throttling_on_every_call_kind_is_absorbed(worker_for: Any) -> None:
     # Given CodePipeline throttles the next calls of every job API
     emulator = CodePipelineEmulator()
-    for operation in ("PollForJobs", "AcknowledgeJob", "GetJobDetails", "PutJobSuccessResult",
-                      "PutJobFailureResult"):
+    for operation in (
+        "PollForJobs",
+        "AcknowledgeJob",
+        "GetJobDetails",
+        "PutJobSuccessResult",
+        "PutJobFailureResult",
+    ):
         emulator.throttle_next(operation, 2)
     travis = TravisFake(repos={SLUG: RepoScript()})
     worker = worker_for(travis=travis, emulator=emulator)

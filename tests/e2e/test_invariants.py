@@ -87,16 +87,19 @@ def test_duplicate_hand_out_replayed_to_the_poller_is_already_handled(worker_for
     assert handed_out.nonce is not None
 
     # When the same hand-out reaches the poller again (EventBridge delivers at least once)
-    from worker.poller import ExecutionStarter
-    from worker.job import sanitize_job
     import boto3
 
-    details = boto3.client("codepipeline", endpoint_url=worker.emulator.endpoint_url,
-                           region_name="us-east-1").get_job_details(jobId=handed_out.id)
+    from worker.job import sanitize_job
+    from worker.poller import ExecutionStarter
+
+    details = boto3.client(
+        "codepipeline", endpoint_url=worker.emulator.endpoint_url, region_name="us-east-1"
+    ).get_job_details(jobId=handed_out.id)
     job = {"id": handed_out.id, "nonce": handed_out.nonce, "data": details["jobDetails"]["data"]}
     execution_input = sanitize_job(job, frozenset({"APIToken"})).as_dict()
-    starter = ExecutionStarter(boto3.client("stepfunctions", region_name="us-east-1"),
-                               worker.state_machine_arn)
+    starter = ExecutionStarter(
+        boto3.client("stepfunctions", region_name="us-east-1"), worker.state_machine_arn
+    )
     starter.start(handed_out.id, handed_out.nonce, execution_input)
 
     worker.start_sweeper(0.05)
@@ -134,7 +137,9 @@ def test_slow_claim_and_redelivery_still_make_one_build(worker_for: Any, nonce_m
     if nonce_mode == "new":
         # the job was handed out twice; the stale hand-out lost the claim and touched nothing
         assert first_job.handouts >= 2
-        lost = [c for c in emulator.calls("AcknowledgeJob") if c.error_code == "InvalidNonceException"]
+        lost = [
+            c for c in emulator.calls("AcknowledgeJob") if c.error_code == "InvalidNonceException"
+        ]
         assert lost
         statuses = {e["name"]: e["status"] for e in worker.executions()}
         assert all(status == "SUCCEEDED" for status in statuses.values())
@@ -143,8 +148,9 @@ def test_slow_claim_and_redelivery_still_make_one_build(worker_for: Any, nonce_m
 def test_no_secret_reaches_executions_or_logs(worker_for: Any) -> None:
     # Given an action with its own APIToken, a worker secret, and artifact credentials
     api_token = "prop-token-7f3e9a1c55d2"
-    travis = TravisFake(repos={SLUG: RepoScript()},
-                        tokens={DEFAULT_TOKEN: "all", api_token: [SLUG]})
+    travis = TravisFake(
+        repos={SLUG: RepoScript()}, tokens={DEFAULT_TOKEN: "all", api_token: [SLUG]}
+    )
     worker = worker_for(travis=travis)
 
     # When one action uses the APIToken property and another the worker's secret
@@ -155,7 +161,9 @@ def test_no_secret_reaches_executions_or_logs(worker_for: Any) -> None:
     assert with_property.status == with_secret.status == "Succeeded"
     property_requests = [c for c in travis.calls if c.kind == "create_request"]
     assert {c.token_sha for c in property_requests} == {
-        token_fingerprint(api_token), token_fingerprint(DEFAULT_TOKEN)}
+        token_fingerprint(api_token),
+        token_fingerprint(DEFAULT_TOKEN),
+    }
     # And no secret appears in any execution input, output, history or log line
     seen = everything_an_operator_sees(worker)
     secrets = {api_token, DEFAULT_TOKEN}

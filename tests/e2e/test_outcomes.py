@@ -1,4 +1,4 @@
-"""End to end: each build outcome and each bad-configuration answer, as CodePipeline and Travis saw it."""
+"""End to end: each build outcome and configuration answer, as CodePipeline and Travis saw it."""
 
 from __future__ import annotations
 
@@ -29,11 +29,12 @@ def test_passing_build_publishes_link_early_then_succeeds(worker_for: Any) -> No
     # And the first job finished early with the build link (continuation, 0 %)
     link, final = run.results
     (build,) = travis.builds_for(SLUG)
+    build_url = f"{travis.base_url}/{SLUG}/builds/{build.id}"
     assert link.job_id == first_job and link.continuation_token
     assert link.execution_details == {
         "externalExecutionId": str(build.id),
         "percentComplete": 0,
-        "summary": f"Travis build #{build.number} started: {travis.base_url}/{SLUG}/builds/{build.id}",
+        "summary": f"Travis build #{build.number} started: {build_url}",
     }
     # And the continuation job (a new job id) ended in success with 100 % and output variables
     assert final.job_id == continuation_job != first_job
@@ -42,8 +43,10 @@ def test_passing_build_publishes_link_early_then_succeeds(worker_for: Any) -> No
     assert final.execution_details["externalExecutionId"] == str(build.id)
     assert "passed" in final.execution_details["summary"]
     assert final.output_variables == {
-        "BuildId": str(build.id), "BuildNumber": build.number,
-        "BuildUrl": f"{travis.base_url}/{SLUG}/builds/{build.id}", "CommitId": REVISION,
+        "BuildId": str(build.id),
+        "BuildNumber": build.number,
+        "BuildUrl": f"{travis.base_url}/{SLUG}/builds/{build.id}",
+        "CommitId": REVISION,
     }
     assert run.status == "Succeeded"
     # And each job was claimed exactly once, by one execution per job, both succeeded
@@ -56,7 +59,9 @@ def test_passing_build_publishes_link_early_then_succeeds(worker_for: Any) -> No
 
 
 @pytest.mark.parametrize("outcome", ["failed", "errored", "canceled"])
-def test_unsuccessful_build_fails_the_action_with_the_build_named(worker_for: Any, outcome: str) -> None:
+def test_unsuccessful_build_fails_the_action_with_the_build_named(
+    worker_for: Any, outcome: str
+) -> None:
     # Given a build that ends <outcome> in Travis
     travis = TravisFake(repos={SLUG: RepoScript(outcome=outcome)})
     worker = worker_for(travis=travis)
@@ -75,8 +80,9 @@ def test_unsuccessful_build_fails_the_action_with_the_build_named(worker_for: An
 
 
 def test_rejected_request_is_a_configuration_error_with_travis_reason(worker_for: Any) -> None:
-    travis = TravisFake(repos={SLUG: RepoScript(reject=True,
-                                                 reject_messages=["branch main is excluded"])})
+    travis = TravisFake(
+        repos={SLUG: RepoScript(reject=True, reject_messages=["branch main is excluded"])}
+    )
     worker = worker_for(travis=travis)
 
     run = run_action(worker)

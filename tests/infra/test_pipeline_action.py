@@ -20,29 +20,63 @@ def test_pipeline_stage_uses_the_custom_action_type_with_its_configuration() -> 
     stack = Stack(app, "Pipeline")
     source = codepipeline.Artifact("Source")
     pipeline = codepipeline.Pipeline(stack, "Pipe")
-    pipeline.add_stage(stage_name="Source", actions=[actions.S3SourceAction(
-        action_name="Source", bucket=s3.Bucket(stack, "Bucket"), bucket_key="src.zip",
-        output=source)])
-    pipeline.add_stage(stage_name="Test", actions=[TravisBuildAction(
-        action_name="Travis", input=source, owner="my-org", project_name="my-app",
-        branch="release/1.x", endpoint="https://travis.example.com/api")])
+    pipeline.add_stage(
+        stage_name="Source",
+        actions=[
+            actions.S3SourceAction(
+                action_name="Source",
+                bucket=s3.Bucket(stack, "Bucket"),
+                bucket_key="src.zip",
+                output=source,
+            )
+        ],
+    )
+    pipeline.add_stage(
+        stage_name="Test",
+        actions=[
+            TravisBuildAction(
+                action_name="Travis",
+                input=source,
+                owner="my-org",
+                project_name="my-app",
+                branch="release/1.x",
+                endpoint="https://travis.example.com/api",
+            )
+        ],
+    )
 
     # When it is synthesized
     template = Template.from_stack(stack)
 
     # Then the stage names our custom action type and carries the configuration, no token
-    template.has_resource_properties("AWS::CodePipeline::Pipeline", {
-        "Stages": Match.array_with([{
-            "Name": "Test",
-            "Actions": [{
-                "Name": "Travis",
-                "ActionTypeId": {"Category": "Test", "Owner": "Custom", "Provider": "Travis",
-                                 "Version": "1"},
-                "Configuration": {"Owner": "my-org", "ProjectName": "my-app",
-                                  "Branch": "release/1.x",
-                                  "Endpoint": "https://travis.example.com/api"},
-                "InputArtifacts": [{"Name": "Source"}],
-                "RunOrder": 1,
-            }],
-        }]),
-    })
+    template.has_resource_properties(
+        "AWS::CodePipeline::Pipeline",
+        {
+            "Stages": Match.array_with(
+                [
+                    {
+                        "Name": "Test",
+                        "Actions": [
+                            {
+                                "Name": "Travis",
+                                "ActionTypeId": {
+                                    "Category": "Test",
+                                    "Owner": "Custom",
+                                    "Provider": "Travis",
+                                    "Version": "1",
+                                },
+                                "Configuration": {
+                                    "Owner": "my-org",
+                                    "ProjectName": "my-app",
+                                    "Branch": "release/1.x",
+                                    "Endpoint": "https://travis.example.com/api",
+                                },
+                                "InputArtifacts": [{"Name": "Source"}],
+                                "RunOrder": 1,
+                            }
+                        ],
+                    }
+                ]
+            ),
+        },
+    )

@@ -109,9 +109,7 @@ class TravisProvider:
                     break
                 request_id = existing
             return Submission(request_id=request_id, created=True, submitted_at=self._clock())
-        raise ServiceUnavailable(
-            f"Travis CI did not confirm the build request for {target.slug}."
-        )
+        raise ServiceUnavailable(f"Travis CI did not confirm the build request for {target.slug}.")
 
     def resolve(self, job: ExecutionInput, request_id: str) -> BuildRef | None:
         target = self._target(job)
