@@ -210,3 +210,18 @@ def test_every_claimed_job_ends_with_a_result(default_synth: Synthesized) -> Non
     for end in ends - lost_claim:
         assert all_states[end]["Type"] == "Succeed", end
         assert predecessors[end] and predecessors[end] <= REPORTING_TASKS, (end, predecessors[end])
+
+
+def test_submit_retries_only_after_a_post_in_flight_has_landed(default_synth: Synthesized) -> None:
+    # Regression (soak): a retried submit with a short, jittered delay could look for its request
+    # before a timed-out POST landed in Travis, then post again: a second build. The client's read
+    # timeout is 20 s, so the retry must wait longer, without jitter that could shorten it.
+    from worker.providers.travis.client import READ_TIMEOUT
+
+    (retrier,) = [
+        r
+        for r in states(default_synth)["SubmitBuild"]["Retry"]
+        if r["ErrorEquals"] == ["ServiceUnavailable"]
+    ]
+    assert retrier["IntervalSeconds"] > READ_TIMEOUT
+    assert retrier.get("JitterStrategy", "NONE") == "NONE"
