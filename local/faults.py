@@ -22,7 +22,7 @@ from unittest import mock
 
 from local.codepipeline_emulator import ActionRun
 from local.runner import DeployedFunction, LocalWorker
-from local.travis_fake import Fault
+from local.travis_fake import RANDOM_FAULTS, Fault
 
 # Real-time figures, compressed by the run's time scale like every other wait: an answer slower
 # than the client's read timeout (the client gives up, Travis still creates the request) but
@@ -69,18 +69,8 @@ class FaultPlan:
         if self.travis and scale <= 0:
             raise ValueError("Travis timeouts need a time scale > 0 to keep their real ordering")
         if self.travis:
-            menu = [
-                Fault(status=500),
-                Fault(status=502),
-                Fault(status=503),
-                Fault(status=429, retry_after=0),
-                Fault(drop=True),
-                Fault(status=502, malformed="html"),
-                Fault(malformed="truncated"),
-                Fault(status=502, process_first=True),
-                Fault(drop=True, process_first=True),
-                Fault(delay=SLOW_ANSWER_SECONDS * scale),
-            ]
+            # plus answers slower than the client waits for (timeouts)
+            menu = [*RANDOM_FAULTS, Fault(delay=SLOW_ANSWER_SECONDS * scale)]
             worker.travis.random_faults(self.rate, seed=self.seed, faults=menu)
         if self.codepipeline_throttling:
             worker.emulator.throttle_rate = self.rate

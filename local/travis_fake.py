@@ -148,6 +148,20 @@ class Fault:
         return ",".join(parts) or "none"
 
 
+# The default menu of the seeded random mode: what a flaky Travis (or a proxy before it) does.
+RANDOM_FAULTS = (
+    Fault(status=500),
+    Fault(status=502),
+    Fault(status=503),
+    Fault(status=429, retry_after=0),
+    Fault(drop=True),
+    Fault(status=502, malformed="html"),
+    Fault(malformed="truncated"),
+    Fault(status=502, process_first=True),
+    Fault(drop=True, process_first=True),
+)
+
+
 @dataclass
 class RecordedCall:
     """One HTTP call as the fake saw it. `token_sha` is a fingerprint, never the token."""
@@ -455,21 +469,7 @@ class TravisFake:
             with self._lock:
                 self._random = None
             return
-        menu = (
-            list(faults)
-            if faults is not None
-            else [
-                Fault(status=500),
-                Fault(status=502),
-                Fault(status=503),
-                Fault(status=429, retry_after=0),
-                Fault(drop=True),
-                Fault(status=502, malformed="html"),
-                Fault(malformed="truncated"),
-                Fault(status=502, process_first=True),
-                Fault(drop=True, process_first=True),
-            ]
-        )
+        menu = list(faults) if faults is not None else list(RANDOM_FAULTS)
         with self._lock:
             self._random = (min(rate, 1.0), frozenset(kinds), random.Random(seed), menu)
 

@@ -6,6 +6,7 @@ every log line. Events are never logged: the state is safe, but the habit keeps 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -21,6 +22,19 @@ from worker.settings import Settings
 from worker.step_event import StepEvent
 
 JOB_ID_PATH = "state.jobId"
+Handler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
+
+
+def step_handler(handler: Handler) -> Handler:
+    """The same Powertools setup on every step: job id as correlation id, metrics, tracing.
+
+    `log_event=False` is explicit so that POWERTOOLS_LOGGER_LOG_EVENT cannot turn event logging on.
+    """
+    traced = tracer.capture_lambda_handler(handler, capture_response=False)
+    with_metrics = metrics.log_metrics(traced)
+    return logger.inject_lambda_context(
+        with_metrics, log_event=False, correlation_id_path=JOB_ID_PATH
+    )
 
 
 def _provider(step: StepEvent, settings: Settings) -> BuildProvider:
@@ -34,56 +48,42 @@ def _provider(step: StepEvent, settings: Settings) -> BuildProvider:
     return provider_named(registered.provider)
 
 
-@logger.inject_lambda_context(log_event=False, correlation_id_path=JOB_ID_PATH)
-@metrics.log_metrics
-@tracer.capture_lambda_handler(capture_response=False)
+@step_handler
 def claim(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return claim_job(StepEvent.parse(event).job, CodePipelineJobs())
 
 
-@logger.inject_lambda_context(log_event=False, correlation_id_path=JOB_ID_PATH)
-@metrics.log_metrics
-@tracer.capture_lambda_handler(capture_response=False)
+@step_handler
 def submit(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     step = StepEvent.parse(event)
     return submit_build(step, _provider(step, Settings.from_env()))
 
 
-@logger.inject_lambda_context(log_event=False, correlation_id_path=JOB_ID_PATH)
-@metrics.log_metrics
-@tracer.capture_lambda_handler(capture_response=False)
+@step_handler
 def resolve(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     step = StepEvent.parse(event)
     settings = Settings.from_env()
     return resolve_build(step, _provider(step, settings), settings)
 
 
-@logger.inject_lambda_context(log_event=False, correlation_id_path=JOB_ID_PATH)
-@metrics.log_metrics
-@tracer.capture_lambda_handler(capture_response=False)
+@step_handler
 def publish(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     step = StepEvent.parse(event)
     return publish_link(step, _provider(step, Settings.from_env()), CodePipelineJobs())
 
 
-@logger.inject_lambda_context(log_event=False, correlation_id_path=JOB_ID_PATH)
-@metrics.log_metrics
-@tracer.capture_lambda_handler(capture_response=False)
+@step_handler
 def watch(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     step = StepEvent.parse(event)
     settings = Settings.from_env()
     return watch_build(step, _provider(step, settings), settings)
 
 
-@logger.inject_lambda_context(log_event=False, correlation_id_path=JOB_ID_PATH)
-@metrics.log_metrics
-@tracer.capture_lambda_handler(capture_response=False)
+@step_handler
 def report(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return report_outcome(StepEvent.parse(event), CodePipelineJobs())
 
 
-@logger.inject_lambda_context(log_event=False, correlation_id_path=JOB_ID_PATH)
-@metrics.log_metrics
-@tracer.capture_lambda_handler(capture_response=False)
+@step_handler
 def report_error(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return report_failure(StepEvent.parse(event), CodePipelineJobs())
