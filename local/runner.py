@@ -416,8 +416,12 @@ class LocalWorker:
     @contextmanager
     def _capture_logs(self) -> Iterator[None]:
         """Send the handlers' Powertools log lines to a buffer (scanned for secrets by tests)."""
-        from worker.observability import logger
+        from worker.observability import logger, metrics
 
+        # In Lambda the environment exists before the first import; in one test process the
+        # singletons may have been imported earlier, so give them the template's names now.
+        metrics.namespace = os.environ.get("POWERTOOLS_METRICS_NAMESPACE")
+        metrics.service = os.environ.get("POWERTOOLS_SERVICE_NAME")
         handler = logger.registered_handler
         if not isinstance(handler, logging.StreamHandler):
             raise TypeError("Powertools Logger is expected to log through a StreamHandler")

@@ -7,10 +7,12 @@ the requirements and target, so repeated synths (tests) do not reinstall.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import jsii
@@ -42,10 +44,17 @@ class PipBundling:
             self._requirements.read_bytes() + f"{self._platform}|{self._python_version}".encode()
         ).hexdigest()[:16]
         target = CACHE / key
-        if (target / ".complete").exists():
-            return target
-        shutil.rmtree(target, ignore_errors=True)
-        site = target / "python"
+        CACHE.mkdir(parents=True, exist_ok=True)
+        # Several synths may run at once (parallel tests): one installs, the others wait for it.
+        with (CACHE / f"{key}.lock").open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not (target / ".complete").exists():
+                self._install(target)
+        return target
+
+    def _install(self, target: Path) -> None:
+        staging = Path(tempfile.mkdtemp(prefix="layer-", dir=CACHE))
+        site = staging / "python"
         subprocess.run(  # noqa: S603 - fixed arguments, no shell
             [
                 sys.executable,
@@ -72,8 +81,9 @@ class PipBundling:
         )
         for cache_dir in site.rglob("__pycache__"):
             shutil.rmtree(cache_dir, ignore_errors=True)
-        (target / ".complete").write_text("ok\n")
-        return target
+        (staging / ".complete").write_text("ok\n")
+        shutil.rmtree(target, ignore_errors=True)
+        staging.rename(target)  # complete or absent, never half-written
 
 
 class DependencyLayer(Construct):
