@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import sys
+import tempfile
 import threading
 import time
 import traceback
@@ -48,25 +49,26 @@ ROOT = Path(__file__).resolve().parent.parent
 # The handlers import `worker` from the code asset's root, as in Lambda's /var/task.
 if str(ROOT / "lambdas") not in sys.path:
     sys.path.insert(0, str(ROOT / "lambdas"))
-TEMPLATE_CACHE = ROOT / ".build" / "synth"
+BUILD_DIR = ROOT / ".build"
 SCHEDULE_EVENT = {"detail-type": "Scheduled Event", "source": "aws.events", "detail": {}}
 
 
 # --------------------------------------------------------------------------- synthesis
 
 
-def synthesize(
-    context: Mapping[str, Any] | None = None, outdir: Path | None = None
-) -> dict[str, Any]:
-    """Synthesize the CDK app (cdk-nag included) and return the stack's template."""
+def synthesize(context: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Synthesize the CDK app (cdk-nag included) and return the stack's template.
+
+    The cloud assembly goes to a temporary folder that is removed: only the template is needed.
+    """
     os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
     from app import build_app  # imported late: jsii starts a node process
 
-    outdir = outdir or TEMPLATE_CACHE / uuid.uuid4().hex[:8]
-    app = build_app(outdir=str(outdir), context=dict(context or {}))
-    assembly = app.synth()
-    (stack,) = assembly.stacks
-    return dict(stack.template)
+    BUILD_DIR.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="synth-", dir=BUILD_DIR) as outdir:
+        app = build_app(outdir=outdir, context=dict(context or {}))
+        (stack,) = app.synth().stacks
+        return dict(stack.template)
 
 
 # --------------------------------------------------------------------------- observations
@@ -180,6 +182,7 @@ class LocalWorker:
         self.secret_arn = ""
         self._stack = ExitStack()
         self._sweepers: list[threading.Thread] = []
+        self._deliveries: list[threading.Thread] = []
         self._sweeping = threading.Event()
         self._log_lock = threading.Lock()
 
@@ -408,6 +411,7 @@ class LocalWorker:
             mock.patch(wait_path, wait_interval),
             mock.patch(f"{retry_module}.time", retry_time),
             mock.patch("worker.retry.time", worker_time),
+            mock.patch("worker.poller.time", worker_time),
         ):
             yield
 
@@ -457,9 +461,14 @@ class LocalWorker:
         return dict(summary)
 
     def on_action_started(self, state: str, run: ActionRun) -> None:
-        """Emulator listener: deliver CodePipeline's STARTED event to the poller (EventBridge)."""
+        """Emulator listener: deliver CodePipeline's STARTED event to the poller, asynchronously
+        as EventBridge does (the pipeline does not wait for its consumers)."""
         if state == "STARTED":
-            self.poll(self.emulator.eventbridge_event(run, "STARTED"))
+            event = self.emulator.eventbridge_event(run, "STARTED")
+            delivery = threading.Thread(target=self.poll, args=(event,), name="eventbridge")
+            with self._log_lock:
+                self._deliveries.append(delivery)
+            delivery.start()
 
     def start_sweeper(self, interval: float) -> None:
         """Schedule ticks every `interval` seconds in the background (the rate(1 minute) rule).
@@ -478,9 +487,14 @@ class LocalWorker:
         thread.start()
 
     def stop_sweeper(self) -> None:
+        """Stop the schedule and wait for event deliveries still polling."""
         self._sweeping.clear()
         while self._sweepers:
             self._sweepers.pop().join(timeout=30)
+        with self._log_lock:
+            deliveries, self._deliveries = self._deliveries, []
+        for delivery in deliveries:
+            delivery.join(timeout=30)
 
     # --- inspection --------------------------------------------------------------------------
 

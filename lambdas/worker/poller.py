@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -99,16 +99,28 @@ def poll_and_dispatch(
     *,
     batch_size: int,
     time_left: Callable[[], float],
+    patience: Sequence[float] = (),
+    sleep: Callable[[float], None] | None = None,
 ) -> PollSummary:
-    """Poll each action type until it has no job for us or the time budget is spent."""
+    """Poll each action type until it has no job for us or the time budget is spent.
+
+    `patience` are the pauses before polling again when an action type had no job at all: an
+    "action started" event can arrive before CodePipeline makes the job pollable.
+    """
     summary = PollSummary()
     for action in registered:
         summary.action_types.append(_label(action.action_type))
+        pauses = list(patience)
+        received = 0
         while time_left() > 0:
             summary.polls += 1
             handed_out = jobs.poll(action.action_type, batch_size)
             if not handed_out:
-                break
+                if received or not pauses or pauses[0] >= time_left():
+                    break
+                (sleep or time.sleep)(pauses.pop(0))
+                continue
+            received += len(handed_out)
             summary.jobs_received += len(handed_out)
             for job in handed_out:
                 _dispatch(job, action, starter, summary)
@@ -157,11 +169,3 @@ def _label(action_type: ActionType) -> str:
     return (
         f"{action_type.owner}/{action_type.category}/{action_type.provider}/{action_type.version}"
     )
-
-
-def monotonic_deadline(
-    seconds: float, clock: Callable[[], float] = time.monotonic
-) -> Callable[[], float]:
-    """A time_left function for a budget starting now."""
-    end = clock() + seconds
-    return lambda: end - clock()

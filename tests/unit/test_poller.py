@@ -17,7 +17,6 @@ from tests.unit.support import (
     JOB_TOKEN,
     REGISTERED,
     REVISION,
-    ManualClock,
     botocore_client,
 )
 from worker.codepipeline import CodePipelineJobs
@@ -26,7 +25,6 @@ from worker.poller import (
     ExecutionStarter,
     PollSummary,
     action_types_to_poll,
-    monotonic_deadline,
     poll_and_dispatch,
 )
 from worker.settings import RegisteredActionType
@@ -375,10 +373,75 @@ def test_an_event_of_another_owner_polls_nothing() -> None:
     assert action_types_to_poll(event, [REGISTERED]) == []
 
 
-def test_monotonic_deadline_counts_down() -> None:
-    clock = ManualClock(100.0)
-    time_left = monotonic_deadline(30, clock)
-    clock.advance(12)
-    assert time_left() == 18
-    clock.advance(20)
-    assert time_left() == -2
+def test_event_poll_looks_again_until_the_job_is_pollable(
+    jobs: CodePipelineJobs,
+    starter: ExecutionStarter,
+    create_job: Callable[..., str],
+) -> None:
+    # Given an "action started" event that arrives before CodePipeline makes the job pollable
+    pauses: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        pauses.append(seconds)
+        if len(pauses) == 2:
+            create_job()  # the job becomes pollable during the second pause
+
+    # When the poller polls with patience
+    summary = poll_and_dispatch(
+        [REGISTERED],
+        jobs,
+        starter,
+        batch_size=10,
+        time_left=lambda: 30.0,
+        patience=(1.0, 2.0, 4.0),
+        sleep=sleep,
+    )
+
+    # Then it paused twice, found the job on the third poll, and stopped at the next empty poll
+    assert pauses == [1.0, 2.0]
+    assert summary.jobs_received == 1
+    assert summary.executions_started == 1
+    assert summary.polls == 4
+
+
+def test_patience_is_spent_only_when_nothing_came(
+    jobs: CodePipelineJobs,
+    starter: ExecutionStarter,
+    create_job: Callable[..., str],
+) -> None:
+    # Given a job that is pollable at once
+    create_job()
+    pauses: list[float] = []
+
+    summary = poll_and_dispatch(
+        [REGISTERED],
+        jobs,
+        starter,
+        batch_size=10,
+        time_left=lambda: 30.0,
+        patience=(1.0, 2.0),
+        sleep=pauses.append,
+    )
+
+    # Then no pause: the empty poll after a job means the queue is drained
+    assert pauses == []
+    assert summary.jobs_received == 1
+
+
+def test_patience_never_outlasts_the_time_budget(
+    jobs: CodePipelineJobs, starter: ExecutionStarter
+) -> None:
+    pauses: list[float] = []
+
+    summary = poll_and_dispatch(
+        [REGISTERED],
+        jobs,
+        starter,
+        batch_size=10,
+        time_left=lambda: 3.0,
+        patience=(1.0, 4.0),
+        sleep=pauses.append,
+    )
+
+    assert pauses == [1.0]  # a 4 s pause does not fit in the 3 s left
+    assert summary.polls == 2

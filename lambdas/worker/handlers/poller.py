@@ -14,6 +14,9 @@ from worker.settings import PollerSettings, Settings
 
 # Stop polling this long before the Lambda timeout, so in-flight StartExecution calls finish.
 SAFETY_MARGIN_MS = 10_000
+# After an "action started" event, look again a few times (seconds) if the job is not pollable
+# yet, instead of leaving it to the next schedule tick (up to a minute later).
+EVENT_PATIENCE_SECONDS = (1.0, 2.0, 4.0)
 
 
 @logger.inject_lambda_context(log_event=False)
@@ -32,7 +35,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         CodePipelineJobs(),
         ExecutionStarter(aws.client("stepfunctions"), poller.state_machine_arn),
         batch_size=poller.batch_size,
-        time_left=lambda: context.get_remaining_time_in_millis() - deadline_ms,
+        time_left=lambda: (context.get_remaining_time_in_millis() - deadline_ms) / 1000,
+        patience=EVENT_PATIENCE_SECONDS if trigger == "event" else (),
     )
     logger.info("Poll finished", extra={"trigger": trigger, **summary.as_dict()})
     return summary.as_dict()
