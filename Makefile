@@ -15,7 +15,7 @@ TEST_ENV := AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_
 CDK := npx --no-install cdk
 PYTEST_WORKERS ?= 2
 
-.PHONY: help setup synth test test-unit test-infra test-e2e lint format demo soak deploy destroy diff clean
+.PHONY: help setup synth test test-unit test-infra test-e2e lint format demo soak bench deploy destroy diff clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -62,6 +62,9 @@ demo: setup ## Run the whole worker locally on the embedded emulators and show w
 
 soak: setup ## Many action runs with injected faults; writes soak-report.json
 	$(TEST_ENV) $(PY) -m local.soak --runs 500 --report soak-report.json
+
+bench: setup ## Measure transitions, invocations and latency locally; price them; writes bench-report.json
+	$(TEST_ENV) $(PY) -m local.bench --report bench-report.json
 
 deploy: setup ## Deploy to the AWS account of your current credentials (see README)
 	$(CDK) deploy --require-approval broadening
