@@ -421,6 +421,9 @@ def run_catalogue(
     return answers
 
 
+TRAVIS_URL_IN_DOCS = "https://api.travis-ci.com"
+
+
 def markdown(answers: list[Answer], travis_url: str) -> str:
     lines = [
         "# Bad input: what the pipeline user is told",
@@ -435,7 +438,7 @@ def markdown(answers: list[Answer], travis_url: str) -> str:
     for number, answer in enumerate(answers, 1):
         note = f" ({answer.case.why})" if answer.case.why else ""
         message = answer.message.replace("|", "\\|").replace("\n", " ")
-        message = message.replace(travis_url, "https://api.travis-ci.com")
+        message = message.replace(travis_url, TRAVIS_URL_IN_DOCS)
         lines.append(f"| {number} | {answer.case.name}{note} | `{answer.result}` | {message} |")
     return "\n".join(lines) + "\n"
 

@@ -50,14 +50,32 @@ def build_definition(scope: Construct, steps: StepFunctions) -> sfn.IChainable:
         return task
 
     # Phase 1: request the build and publish its link.
-    # A submit whose POST got no readable answer looks for its request before posting again; the
-    # retry waits longer than the client's read timeout (20 s) so a POST still in flight has landed.
+    # A submit whose POST got no readable answer, or that was cut off by its timeout mid-POST,
+    # looks for its request before posting again: both retries wait longer than the client's
+    # read timeout (20 s), without jitter, so a POST still in flight has landed.
     submit = guarded(
         _invoke(
-            scope, "SubmitBuild", steps.submit, "$.submission", first_retry_seconds=30, jitter=False
+            scope,
+            "SubmitBuild",
+            steps.submit,
+            "$.submission",
+            first_retry_seconds=30,
+            jitter=False,
+            crash_retry_seconds=30,
         )
     )
-    resolve = guarded(_invoke(scope, "ResolveBuild", steps.resolve, "$.resolution"))
+    # Looks at Travis ride out an outage of about 40 minutes (30 s doubling to 5 min, 10 tries)
+    # before the job fails; the build keeps running in Travis meanwhile.
+    resolve = guarded(
+        _invoke(
+            scope,
+            "ResolveBuild",
+            steps.resolve,
+            "$.resolution",
+            attempts=10,
+            first_retry_seconds=30,
+        )
+    )
     publish = guarded(_invoke(scope, "PublishLink", steps.publish, "$.publication"))
     wait_for_build = sfn.Wait(
         scope, "WaitForBuild", time=sfn.WaitTime.seconds_path("$.resolution.waitSeconds")
@@ -73,7 +91,9 @@ def build_definition(scope: Construct, steps: StepFunctions) -> sfn.IChainable:
     phase_start = submit.next(resolve).next(build_ready)
 
     # Phase 2: follow the build and report its outcome.
-    watch = guarded(_invoke(scope, "WatchBuild", steps.watch, "$.watch"))
+    watch = guarded(
+        _invoke(scope, "WatchBuild", steps.watch, "$.watch", attempts=10, first_retry_seconds=30)
+    )
     report = guarded(_invoke(scope, "ReportResult", steps.report, "$.reported"))
     wait_for_progress = sfn.Wait(
         scope, "WaitForProgress", time=sfn.WaitTime.seconds_path("$.watch.waitSeconds")
@@ -119,6 +139,7 @@ def _invoke(
     max_delay_minutes: int = 5,
     first_retry_seconds: int = 10,
     jitter: bool = True,
+    crash_retry_seconds: int = 5,
 ) -> tasks.LambdaInvoke:
     task = tasks.LambdaInvoke(
         scope,
@@ -150,6 +171,9 @@ def _invoke(
         jitter_strategy=sfn.JitterType.FULL,
     )
     task.add_retry(
-        errors=CRASH_ERRORS, interval=Duration.seconds(5), backoff_rate=2, max_attempts=2
+        errors=CRASH_ERRORS,
+        interval=Duration.seconds(crash_retry_seconds),
+        backoff_rate=2,
+        max_attempts=2,
     )
     return task

@@ -99,10 +99,7 @@ _FAILURES_BY_NAME: dict[str, type[JobFailure]] = {
 
 # Step Functions names for a step that timed out or whose Lambda crashed: the work is unfinished,
 # but nothing says the user's configuration is at fault.
-_TIMEOUT_ERRORS = frozenset({"States.Timeout", "States.TaskFailed", "Sandbox.Timedout"})
-
-# Error names under which the state machine retries a step (kept here so the stack uses the same).
-RETRYABLE_ERRORS = ("ServiceUnavailable",)
+_TIMEOUT_ERRORS = frozenset({"States.Timeout", "Sandbox.Timedout"})
 
 
 def failure_type_for_error(error_name: str) -> FailureType:

@@ -33,6 +33,7 @@ class PollSummary:
     executions_started: int = 0
     already_handled: int = 0
     start_failures: int = 0
+    poll_failures: int = 0
     polls: int = 0
     action_types: list[str] = field(default_factory=list)
 
@@ -114,7 +115,15 @@ def poll_and_dispatch(
         received = 0
         while time_left() > 0:
             summary.polls += 1
-            handed_out = jobs.poll(action.action_type, batch_size)
+            try:
+                handed_out = jobs.poll(action.action_type, batch_size)
+            except ServiceUnavailable:
+                # Another action type may still be served; this one waits for the next tick.
+                summary.poll_failures += 1
+                logger.warning(
+                    "PollForJobs failed", extra={"action_type": summary.action_types[-1]}
+                )
+                break
             if not handed_out:
                 if received or not pauses or pauses[0] >= time_left():
                     break
@@ -135,7 +144,16 @@ def _dispatch(
     starter: ExecutionStarter,
     summary: PollSummary,
 ) -> None:
-    execution_input = sanitize_job(job, action.secret_properties)
+    try:
+        execution_input = sanitize_job(job, action.secret_properties)
+    except (KeyError, TypeError, ValueError):
+        # A job we cannot read must not block the rest of the batch; never log its content.
+        summary.start_failures += 1
+        logger.error(
+            "Could not read a job handed out by CodePipeline",
+            extra={"job": str(job.get("id", "?"))[:64]},
+        )
+        return
     logger.append_keys(job_id=execution_input.job_id)
     try:
         started = starter.start(

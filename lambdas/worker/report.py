@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from worker.build import continuation_for
-from worker.codepipeline import CodePipelineJobs
+from worker.codepipeline import CodePipelineJobs, CodePipelineRejected
 from worker.failures import (
     FailureType,
     failure_type_for_error,
@@ -55,13 +55,23 @@ def report_outcome(step: StepEvent, jobs: CodePipelineJobs) -> dict[str, Any]:
         }
         if status.get("commit"):
             variables["CommitId"] = str(status["commit"])
-        jobs.put_success(
-            step.job.job_id,
-            summary=f"{name} passed: {status['url']}",
-            external_execution_id=build_id,
-            percent_complete=100,
-            output_variables=variables,
-        )
+
+        def succeed(output_variables: dict[str, str] | None) -> None:
+            jobs.put_success(
+                step.job.job_id,
+                summary=f"{name} passed: {status['url']}",
+                external_execution_id=build_id,
+                percent_complete=100,
+                output_variables=output_variables,
+            )
+
+        try:
+            succeed(variables)
+        except CodePipelineRejected:
+            # Output variables are a bonus: a passed build must never be reported as failed
+            # because CodePipeline refused them.
+            logger.warning("CodePipeline refused the output variables; reporting without them")
+            succeed(None)
         metrics.add_metric(name="BuildsPassed", unit="Count", value=1)
         logger.info("Reported success", extra={"build_id": build_id})
         return {"result": "success", "buildId": build_id}

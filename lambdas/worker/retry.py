@@ -7,9 +7,32 @@ which re-runs the whole (idempotent) step minutes later without holding a Lambda
 from __future__ import annotations
 
 import random
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+# Kept back from Lambda's timeout so a step can still raise its own, classified failure.
+STEP_MARGIN_SECONDS = 10.0
+# One HTTP attempt at most: connect (5 s) + read (20 s) timeouts of the Travis client.
+ATTEMPT_SECONDS = 25.0
+
+_step = threading.local()  # one invocation per thread (Lambda: one; the local runner: many)
+
+
+def start_step(remaining_seconds: float) -> None:
+    """Remember when this invocation must be done: Lambda's remaining time minus a margin."""
+    _step.deadline = time.monotonic() + remaining_seconds - STEP_MARGIN_SECONDS
+
+
+def end_step() -> None:
+    _step.deadline = None
+
+
+def step_time_left() -> float | None:
+    """Seconds this step may still spend, None outside a step (tests, tools)."""
+    deadline = getattr(_step, "deadline", None)
+    return None if deadline is None else deadline - time.monotonic()
 
 
 @dataclass
@@ -37,6 +60,9 @@ class RetryBudget:
             delay = random.uniform(0, min(self.max_delay, self.base_delay * 2**attempt))
         if self.waited + delay > self.total_wait:
             return None
+        left = step_time_left()
+        if left is not None and delay + ATTEMPT_SECONDS > left:
+            return None  # the attempt could not finish before Lambda stops the step
         return delay
 
     def wait(self, seconds: float) -> None:

@@ -225,3 +225,34 @@ def test_submit_retries_only_after_a_post_in_flight_has_landed(default_synth: Sy
     ]
     assert retrier["IntervalSeconds"] > READ_TIMEOUT
     assert retrier.get("JitterStrategy", "NONE") == "NONE"
+    # The same holds when the step was cut off by its timeout, possibly mid-POST (review finding)
+    (crash,) = [
+        r
+        for r in states(default_synth)["SubmitBuild"]["Retry"]
+        if "Sandbox.Timedout" in r["ErrorEquals"]
+    ]
+    assert crash["IntervalSeconds"] > READ_TIMEOUT
+    assert crash.get("JitterStrategy", "NONE") == "NONE"
+
+
+def test_the_stack_retries_the_error_the_worker_raises_for_outages() -> None:
+    from stacks.state_machine import RETRYABLE_ERROR
+    from worker.failures import ServiceUnavailable
+
+    assert ServiceUnavailable.__name__ == RETRYABLE_ERROR
+
+
+def test_looks_at_travis_ride_out_a_long_outage(default_synth: Synthesized) -> None:
+    for name in ("ResolveBuild", "WatchBuild"):
+        (retrier,) = [
+            r
+            for r in states(default_synth)[name]["Retry"]
+            if r["ErrorEquals"] == ["ServiceUnavailable"]
+        ]
+        waits = [
+            min(
+                retrier["IntervalSeconds"] * retrier["BackoffRate"] ** n, retrier["MaxDelaySeconds"]
+            )
+            for n in range(retrier["MaxAttempts"])
+        ]
+        assert sum(waits) >= 30 * 60  # jitter may shorten each wait; the schedule is long

@@ -6,7 +6,6 @@ import pytest
 
 from worker.failures import (
     MAX_MESSAGE_LENGTH,
-    RETRYABLE_ERRORS,
     BuildNotStarted,
     BuildUnsuccessful,
     ConfigurationInvalid,
@@ -85,13 +84,13 @@ def test_every_failure_class_is_known_by_name() -> None:
     assert all(is_known_failure(cls.__name__) for cls in classes)
 
 
-def test_only_service_unavailable_is_retried_by_the_state_machine() -> None:
-    assert (ServiceUnavailable.__name__,) == RETRYABLE_ERRORS
-
-
-@pytest.mark.parametrize("name", ["States.Timeout", "States.TaskFailed", "Sandbox.Timedout"])
-def test_step_timeouts_and_crashes_are_recognised(name: str) -> None:
+@pytest.mark.parametrize("name", ["States.Timeout", "Sandbox.Timedout"])
+def test_step_timeouts_are_recognised(name: str) -> None:
     assert is_timeout(name)
+
+
+def test_a_generic_task_failure_is_not_called_a_timeout() -> None:
+    assert not is_timeout("States.TaskFailed")
 
 
 def test_a_failure_carries_its_build_id() -> None:

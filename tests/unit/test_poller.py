@@ -445,3 +445,64 @@ def test_patience_never_outlasts_the_time_budget(
 
     assert pauses == [1.0]  # a 4 s pause does not fit in the 3 s left
     assert summary.polls == 2
+
+
+class _ScriptedJobs:
+    """An in-memory stand-in for CodePipelineJobs: hands out scripted batches, then nothing."""
+
+    def __init__(self, batches: list[Any]) -> None:
+        self.batches = batches
+
+    def poll(self, action_type: ActionType, max_batch_size: int) -> list[dict[str, Any]]:
+        if not self.batches:
+            return []
+        batch = self.batches.pop(0)
+        if isinstance(batch, Exception):
+            raise batch
+        return list(batch)
+
+
+def test_an_unreadable_job_does_not_block_the_rest_of_the_batch(
+    jobs: CodePipelineJobs, starter: ExecutionStarter, create_job: Callable[..., str]
+) -> None:
+    # Given a batch whose first job lacks its data, followed by a real job
+    create_job()
+    (good,) = jobs.poll(REGISTERED.action_type, 1)
+    scripted = _ScriptedJobs([[{"id": "broken", "nonce": "1"}, good]])
+
+    summary = poll_and_dispatch(
+        [REGISTERED],
+        scripted,
+        starter,
+        batch_size=10,
+        time_left=lambda: 30.0,  # type: ignore[arg-type]
+    )
+
+    # Then the good job still got its execution
+    assert (summary.jobs_received, summary.start_failures, summary.executions_started) == (2, 1, 1)
+
+
+def test_codepipeline_unavailable_for_one_action_type_does_not_stop_the_others(
+    starter: ExecutionStarter, create_job: Callable[..., str], jobs: CodePipelineJobs
+) -> None:
+    from worker.failures import ServiceUnavailable
+
+    create_job()
+    (good,) = jobs.poll(REGISTERED.action_type, 1)
+    other = RegisteredActionType(
+        action_type=ActionType(category="Build", provider="Travis", version="1"),
+        provider="travis",
+        secret_properties=frozenset({"APIToken"}),
+    )
+    scripted = _ScriptedJobs([ServiceUnavailable("throttled"), [good]])
+
+    summary = poll_and_dispatch(
+        [other, REGISTERED],
+        scripted,
+        starter,
+        batch_size=10,
+        time_left=lambda: 30.0,  # type: ignore[arg-type]
+    )
+
+    assert summary.poll_failures == 1
+    assert summary.executions_started == 1

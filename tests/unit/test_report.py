@@ -323,3 +323,35 @@ def _caught(error: str, message: str) -> dict[str, str]:
     """What a Catch puts at $.error for a Lambda that raised `error(message)`."""
     cause = {"errorMessage": message, "errorType": error, "stackTrace": ["  File x, line 1"]}
     return {"Error": error, "Cause": json.dumps(cause)}
+
+
+def test_a_passed_build_is_reported_passed_even_if_output_variables_are_refused(
+    emulator: CodePipelineEmulator,
+    jobs: CodePipelineJobs,
+    claimed: Callable[[], ExecutionInput],
+) -> None:
+    # Given a finished, passed build and a CodePipeline that refuses the output variables once
+    job = claimed()
+    status = {
+        "build_id": "77",
+        "number": "7",
+        "url": "https://travis/b/77",
+        "state": "passed",
+        "passed": True,
+        "finished": True,
+        "progress": 100,
+        "commit": REVISION,
+    }
+    emulator.fail_next(
+        "PutJobSuccessResult", 1, "ValidationException", "outputVariables not allowed", 400
+    )
+
+    # When the outcome is reported
+    result = report_outcome(_step(job, watch={"finished": True, "status": status}), jobs)
+
+    # Then the job still succeeded, without the variables
+    assert result == {"result": "success", "buildId": "77"}
+    run = emulator.run_for_job(job.job_id)
+    assert run.status == "Succeeded"
+    assert run.output_variables is None
+    assert run.execution_details[-1]["percentComplete"] == 100

@@ -60,3 +60,41 @@ def test_total_waiting_is_capped() -> None:
 )
 def test_parse_retry_after(value: str | None, expected: float | None) -> None:
     assert parse_retry_after(value) == expected
+
+
+def test_no_retry_that_could_not_finish_before_the_step_must_end() -> None:
+    from worker.retry import ATTEMPT_SECONDS, STEP_MARGIN_SECONDS, end_step, start_step
+
+    # Given a step with 40 s left before Lambda stops it (30 s after the margin)
+    start_step(40.0)
+    try:
+        budget = RetryBudget(attempts=10, total_wait=1000)
+        # Then a retry whose attempt would end after the deadline is not made
+        assert budget.backoff(0, retry_after=30.0 - ATTEMPT_SECONDS + 1) is None
+        assert budget.backoff(0, retry_after=1.0) == 1.0
+    finally:
+        end_step()
+    assert STEP_MARGIN_SECONDS == 10.0
+    # And outside a step there is no deadline
+    assert RetryBudget(attempts=10, total_wait=1000).backoff(0, retry_after=19.0) == 19.0
+
+
+def test_the_client_does_not_start_a_call_it_cannot_finish() -> None:
+    import requests
+
+    from worker.providers.travis.client import CONNECT_TIMEOUT, READ_TIMEOUT, _timeouts
+    from worker.retry import end_step, start_step
+
+    start_step(10.0 + 3.0)  # 3 s left after the margin
+    try:
+        with pytest.raises(requests.Timeout):
+            _timeouts()
+    finally:
+        end_step()
+    start_step(10.0 + 12.0)  # 12 s left: the read timeout shrinks to fit
+    try:
+        connect, read = _timeouts()
+        assert connect == CONNECT_TIMEOUT and read < 12.0
+    finally:
+        end_step()
+    assert _timeouts() == (CONNECT_TIMEOUT, READ_TIMEOUT)

@@ -6,6 +6,7 @@ every log line. Events are never logged: the state is safe, but the habit keeps 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -18,6 +19,7 @@ from worker.failures import ConfigurationInvalid
 from worker.observability import logger, metrics, tracer
 from worker.providers import BuildProvider, provider_named
 from worker.report import publish_link, report_failure, report_outcome
+from worker.retry import end_step, start_step
 from worker.settings import Settings
 from worker.step_event import StepEvent
 
@@ -26,11 +28,21 @@ Handler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
 
 
 def step_handler(handler: Handler) -> Handler:
-    """The same Powertools setup on every step: job id as correlation id, metrics, tracing.
+    """The same setup on every step: its deadline, then Powertools (job id as correlation id,
+    metrics, tracing).
 
     `log_event=False` is explicit so that POWERTOOLS_LOGGER_LOG_EVENT cannot turn event logging on.
     """
-    traced = tracer.capture_lambda_handler(handler, capture_response=False)
+
+    @functools.wraps(handler)
+    def within_deadline(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        start_step(context.get_remaining_time_in_millis() / 1000)
+        try:
+            return handler(event, context)
+        finally:
+            end_step()
+
+    traced = tracer.capture_lambda_handler(within_deadline, capture_response=False)
     with_metrics = metrics.log_metrics(traced)
     return logger.inject_lambda_context(
         with_metrics, log_event=False, correlation_id_path=JOB_ID_PATH

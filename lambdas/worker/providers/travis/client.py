@@ -16,7 +16,7 @@ from urllib.parse import quote
 import requests
 
 from worker.failures import ConfigurationInvalid, PermissionDenied, ServiceUnavailable, clip
-from worker.retry import RetryBudget, parse_retry_after
+from worker.retry import RetryBudget, parse_retry_after, step_time_left
 
 USER_AGENT = "codepipeline-travis-worker/1.0 (+AWS CodePipeline custom action)"
 CONNECT_TIMEOUT = 5.0
@@ -152,7 +152,7 @@ class TravisClient:
             self.endpoint + path,
             headers=self._headers,
             data=json.dumps(json_body) if json_body is not None else None,
-            timeout=(CONNECT_TIMEOUT, READ_TIMEOUT),
+            timeout=_timeouts(),
             allow_redirects=False,  # a redirect could carry the token header elsewhere
         )
 
@@ -176,6 +176,17 @@ class TravisClient:
                 f"it (HTTP 404, {what}): check the Owner and ProjectName properties."
             )
         raise ConfigurationInvalid(f"Travis CI refused {what} (HTTP {status}){detail}.")
+
+
+def _timeouts() -> tuple[float, float]:
+    """Connect and read timeouts that end before the step must (READ_TIMEOUT at most)."""
+    left = step_time_left()
+    if left is None:
+        return CONNECT_TIMEOUT, READ_TIMEOUT
+    if left <= CONNECT_TIMEOUT + 1:
+        # Not sending at all is safer than a request Lambda would cut off mid-way.
+        raise requests.Timeout("no time left in this step for another call")
+    return CONNECT_TIMEOUT, min(READ_TIMEOUT, left - 1)
 
 
 def _slug(slug: str) -> str:
