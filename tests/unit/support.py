@@ -179,3 +179,16 @@ class LambdaContext:
 
     def get_remaining_time_in_millis(self) -> int:
         return int((self.timeout_seconds - (time.monotonic() - self.started)) * 1000)
+
+
+def run_phase_one(job: Any, provider: Any, settings: Any, clock: Any) -> dict[str, Any]:
+    """Run phase 1 up to a resolved build; returns the state sections so far."""
+    from worker.build import resolve_build, submit_build
+    from worker.step_event import StepEvent
+
+    submission = submit_build(StepEvent.parse(step_event(job)), provider)
+    resolution: dict[str, Any] = {}
+    while not resolution.get("ready"):
+        state = step_event(job, submission=submission, resolution=resolution)
+        resolution = resolve_build(StepEvent.parse(state), provider, settings, clock)
+    return {"submission": submission, "resolution": resolution}

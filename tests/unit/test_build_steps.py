@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from local.travis_fake import TravisFake
-from tests.unit.support import SLUG, ManualClock, execution_input, step_event
+from tests.unit.support import SLUG, ManualClock, execution_input, run_phase_one, step_event
 from worker.build import continuation_for, resolve_build, submit_build, watch_build
 from worker.continuation import Continuation
 from worker.failures import (
@@ -31,19 +31,6 @@ def job(create_job: Callable[..., str]) -> ExecutionInput:
 
 def _step(job: ExecutionInput, **sections: Any) -> StepEvent:
     return StepEvent.parse(step_event(job, **sections))
-
-
-def _started_build(
-    job: ExecutionInput, provider: TravisProvider, settings: Settings, clock: ManualClock
-) -> dict[str, Any]:
-    """Run phase 1 up to a resolved build; returns the state sections so far."""
-    submission = submit_build(_step(job), provider)
-    resolution: dict[str, Any] = {}
-    while not resolution.get("ready"):
-        resolution = resolve_build(
-            _step(job, submission=submission, resolution=resolution), provider, settings, clock
-        )
-    return {"submission": submission, "resolution": resolution}
 
 
 def _phase_two_job(create_job: Callable[..., str], continuation: Continuation) -> ExecutionInput:
@@ -165,7 +152,7 @@ def test_watch_follows_the_build_on_the_schedule(
     create_job: Callable[..., str],
 ) -> None:
     # Given a started build and its continuation job (the build takes three looks)
-    state = _started_build(job, provider, settings, clock)
+    state = run_phase_one(job, provider, settings, clock)
     continuation = continuation_for(_step(job, **state), provider)
     phase_two = _phase_two_job(create_job, continuation)
 
@@ -195,7 +182,7 @@ def test_watch_timeout_cancels_the_build_and_fails_the_job(
 ) -> None:
     # Given a build that is still running when the watch timeout has passed
     travis.script(SLUG).polls_until_done = 1000
-    state = _started_build(job, provider, settings, clock)
+    state = run_phase_one(job, provider, settings, clock)
     continuation = continuation_for(_step(job, **state), provider)
     phase_two = _phase_two_job(create_job, continuation)
     clock.advance(settings.watch_timeout_seconds + 1)
@@ -222,7 +209,7 @@ def test_a_build_that_finished_past_the_timeout_is_reported_not_canceled(
     create_job: Callable[..., str],
 ) -> None:
     travis.script(SLUG).polls_until_done = 1
-    state = _started_build(job, provider, settings, clock)
+    state = run_phase_one(job, provider, settings, clock)
     phase_two = _phase_two_job(create_job, continuation_for(_step(job, **state), provider))
     clock.advance(settings.watch_timeout_seconds + 1)
 

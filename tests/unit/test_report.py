@@ -11,8 +11,16 @@ import pytest
 
 from local.codepipeline_emulator import CodePipelineEmulator
 from local.travis_fake import TravisFake
-from tests.unit.support import ACTION_TYPE_API, JOB_TOKEN, REVISION, SLUG, ManualClock, step_event
-from worker.build import continuation_for, resolve_build, submit_build, watch_build
+from tests.unit.support import (
+    ACTION_TYPE_API,
+    JOB_TOKEN,
+    REVISION,
+    SLUG,
+    ManualClock,
+    run_phase_one,
+    step_event,
+)
+from worker.build import continuation_for, watch_build
 from worker.codepipeline import CodePipelineJobs
 from worker.continuation import Continuation
 from worker.job import ExecutionInput, sanitize_job
@@ -43,18 +51,6 @@ def _failure(emulator: CodePipelineEmulator, job: ExecutionInput) -> dict[str, A
     return details
 
 
-def _phase_one(
-    job: ExecutionInput, provider: TravisProvider, settings: Settings, clock: ManualClock
-) -> dict[str, Any]:
-    submission = submit_build(_step(job), provider)
-    resolution: dict[str, Any] = {}
-    while not resolution.get("ready"):
-        resolution = resolve_build(
-            _step(job, submission=submission, resolution=resolution), provider, settings, clock
-        )
-    return {"submission": submission, "resolution": resolution}
-
-
 def _watched(
     job: ExecutionInput, provider: TravisProvider, settings: Settings, clock: ManualClock
 ) -> dict[str, Any]:
@@ -76,7 +72,7 @@ def test_both_phases_end_to_end_through_codepipeline(
 ) -> None:
     # Given phase 1 resolved a build for a claimed job
     job = claimed()
-    state = _phase_one(job, provider, settings, clock)
+    state = run_phase_one(job, provider, settings, clock)
     build = state["resolution"]["build"]
 
     # When it publishes the link
@@ -136,7 +132,7 @@ def test_publishing_twice_is_harmless(
 ) -> None:
     # Given a link published, and the step retried after its result was lost
     job = claimed()
-    step = _step(job, **_phase_one(job, provider, settings, clock))
+    step = _step(job, **run_phase_one(job, provider, settings, clock))
     publish_link(step, provider, jobs)
 
     # When it publishes again
@@ -163,7 +159,7 @@ def test_an_unsuccessful_build_fails_the_job_with_its_id(
     # Given a build that ends unsuccessfully, watched to the end
     travis.script(SLUG).outcome = outcome
     first = claimed()
-    state = _phase_one(first, provider, settings, clock)
+    state = run_phase_one(first, provider, settings, clock)
     continuation = continuation_for(_step(first, **state), provider)
     job = replace(claimed(), continuation=continuation.as_dict())  # phase 2's job
     watch = _watched(job, provider, settings, clock)
