@@ -40,6 +40,7 @@ from local.template import (
     DEFAULT_REGION,
     lambda_functions,
     placeholder_function_arn,
+    resolve,
     resources_of_type,
     state_machine_definition,
 )
@@ -268,8 +269,12 @@ class LocalWorker:
         )["ARN"]
         sfn = boto3.client("stepfunctions", region_name=DEFAULT_REGION)
         definition = state_machine_definition(self.template)
+        machine_id = next(
+            iter(resources_of_type(self.template, "AWS::StepFunctions::StateMachine"))
+        )
+        name = self.template["Resources"][machine_id]["Properties"].get("StateMachineName")
         self.state_machine_arn = sfn.create_state_machine(
-            name="TravisWorker",
+            name=str(name or "TravisWorker"),
             definition=json.dumps(definition),
             roleArn=f"arn:aws:iam::{DEFAULT_ACCOUNT}:role/TravisWorkerStateMachine",
             type="STANDARD",
@@ -303,18 +308,25 @@ class LocalWorker:
         state_machine_id = next(
             iter(resources_of_type(self.template, "AWS::StepFunctions::StateMachine"))
         )
-        resolved: dict[str, str] = {}
-        for key, value in merged.items():
-            if isinstance(value, dict):
-                ref = value.get("Ref")
-                if ref == state_machine_id:
-                    resolved[key] = self.state_machine_arn
-                elif ref in resources_of_type(self.template, "AWS::SecretsManager::Secret"):
-                    resolved[key] = self.secret_arn
-                else:
-                    raise RuntimeError(f"cannot resolve {key}={value} locally")
-            else:
-                resolved[key] = str(value)
+        secrets = resources_of_type(self.template, "AWS::SecretsManager::Secret")
+
+        def resolve_ref(logical_id: str, attribute: str | None) -> str:
+            if logical_id == state_machine_id and attribute is None:
+                return self.state_machine_arn
+            if logical_id in secrets and attribute is None:
+                return self.secret_arn
+            pseudo = {
+                "AWS::Partition": "aws",
+                "AWS::Region": DEFAULT_REGION,
+                "AWS::AccountId": DEFAULT_ACCOUNT,
+            }
+            if logical_id in pseudo:
+                return pseudo[logical_id]
+            raise RuntimeError(f"cannot resolve {logical_id}.{attribute} locally")
+
+        resolved = {key: str(resolve(value, resolve_ref)) for key, value in merged.items()}
+        if resolved.get("STATE_MACHINE_ARN", self.state_machine_arn) != self.state_machine_arn:
+            raise RuntimeError("the poller's STATE_MACHINE_ARN does not name the state machine")
         # Travis lives on 127.0.0.1 here: make the fake the default (and trusted) endpoint.
         resolved["TRAVIS_DEFAULT_ENDPOINT"] = self.travis.base_url
         resolved.update(self.env_overrides)

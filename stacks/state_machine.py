@@ -38,7 +38,16 @@ class StepFunctions:
     report_failure: lambda_.IFunction
 
 
-def build_definition(scope: Construct, steps: StepFunctions) -> sfn.IChainable:
+@dataclass(frozen=True)
+class HandOver:
+    """After the link is published, wake the poller for the continuation job CodePipeline
+    creates, instead of leaving it to the next sweep (up to a minute later)."""
+
+    poller: lambda_.IFunction
+    action_type: dict[str, str]
+
+
+def build_definition(scope: Construct, steps: StepFunctions, hand_over: HandOver) -> sfn.IChainable:
     """The state machine's states, wired together."""
     report_failure = _invoke(
         scope, "ReportFailure", steps.report_failure, "$.reported", attempts=8, max_delay_minutes=10
@@ -84,7 +93,7 @@ def build_definition(scope: Construct, steps: StepFunctions) -> sfn.IChainable:
         sfn.Choice(scope, "BuildCreated?")
         .when(
             sfn.Condition.boolean_equals("$.resolution.ready", True),
-            publish.next(sfn.Succeed(scope, "LinkPublished")),
+            publish.next(_hand_over(scope, hand_over)),
         )
         .otherwise(wait_for_build.next(resolve))
     )
@@ -127,6 +136,29 @@ def build_definition(scope: Construct, steps: StepFunctions) -> sfn.IChainable:
         .otherwise(route)
     )
     return claim.next(claimed)
+
+
+def _hand_over(scope: Construct, hand_over: HandOver) -> sfn.IChainable:
+    """Invoke the poller asynchronously with an event naming our action type; the job already
+    has its result, so a failure here only means the sweeper picks the continuation job up."""
+    done = sfn.Succeed(scope, "LinkPublished")
+    wake_poller = tasks.LambdaInvoke(
+        scope,
+        "HandOverToWatch",
+        lambda_function=hand_over.poller,
+        invocation_type=tasks.LambdaInvocationType.EVENT,
+        payload=sfn.TaskInput.from_object(
+            {
+                "source": "codepipeline-travis-worker",
+                "detail-type": "Continuation Job Created",
+                "detail": {"type": hand_over.action_type},
+            }
+        ),
+        result_path=sfn.JsonPath.DISCARD,
+        retry_on_service_exceptions=True,
+    )
+    wake_poller.add_catch(done, errors=["States.ALL"], result_path=sfn.JsonPath.DISCARD)
+    return wake_poller.next(done)
 
 
 def _invoke(

@@ -31,7 +31,7 @@ from constructs import Construct
 
 from stacks.config import ConfigError, WorkerConfig
 from stacks.dependency_layer import DependencyLayer
-from stacks.state_machine import StepFunctions, build_definition
+from stacks.state_machine import HandOver, StepFunctions, build_definition
 
 LAMBDA_DIR = Path(__file__).resolve().parent.parent / "lambdas"
 RUNTIME = lambda_.Runtime.PYTHON_3_14
@@ -99,8 +99,11 @@ class TravisWorker(Construct):
             str(LAMBDA_DIR), exclude=["requirements.txt", "**/__pycache__", "**/*.pyc"]
         )
         self.step_functions = {name: self._build_step(name) for name in STEP_HANDLERS}
-        self.state_machine = self._build_state_machine()
+        # The state machine's name is fixed so the poller can know its ARN without depending on
+        # it: the state machine in turn invokes the poller to hand a continuation job over.
+        self.state_machine_name = f"{Stack.of(self).stack_name}-{construct_id}"
         self.poller = self._build_poller()
+        self.state_machine = self._build_state_machine()
         self._build_triggers()
         self._acknowledge_nag_findings()
 
@@ -259,10 +262,22 @@ class TravisWorker(Construct):
         # Backstop only: the watch step enforces the watch timeout itself (canceling the build and
         # failing the job); this catches anything that would otherwise run forever.
         backstop = Duration.minutes(c.watch_timeout_minutes + c.resolve_timeout_minutes + 60)
+        hand_over = HandOver(
+            poller=self.poller,
+            action_type={
+                "owner": "Custom",
+                "category": c.category,
+                "provider": c.provider,
+                "version": c.version,
+            },
+        )
         return sfn.StateMachine(
             self,
             "StateMachine",
-            definition_body=sfn.DefinitionBody.from_chainable(build_definition(self, steps)),
+            state_machine_name=self.state_machine_name,
+            definition_body=sfn.DefinitionBody.from_chainable(
+                build_definition(self, steps, hand_over)
+            ),
             state_machine_type=sfn.StateMachineType.STANDARD,
             timeout=backstop,
             tracing_enabled=True,
@@ -274,7 +289,7 @@ class TravisWorker(Construct):
 
     def _build_poller(self) -> lambda_.Function:
         environment = self._environment() | {
-            "STATE_MACHINE_ARN": self.state_machine.state_machine_arn,
+            "STATE_MACHINE_ARN": self._state_machine_arn(),
             "POLL_BATCH_SIZE": str(self.config.poll_batch_size),
             "POLL_TIME_BUDGET_SECONDS": str(POLL_TIME_BUDGET_SECONDS),
         }
@@ -291,7 +306,11 @@ class TravisWorker(Construct):
                 resources=[self._action_type_arn()],
             )
         )
-        self.state_machine.grant_start_execution(poller)
+        poller.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["states:StartExecution"], resources=[self._state_machine_arn()]
+            )
+        )
         poller.add_to_role_policy(
             iam.PolicyStatement(
                 actions=["states:DescribeExecution"],
@@ -299,13 +318,21 @@ class TravisWorker(Construct):
                     Stack.of(self).format_arn(
                         service="states",
                         resource="execution",
-                        resource_name=f"{self.state_machine.state_machine_name}:*",
+                        resource_name=f"{self.state_machine_name}:*",
                         arn_format=_COLON_RESOURCE_NAME,
                     )
                 ],
             )
         )
         return poller
+
+    def _state_machine_arn(self) -> str:
+        return Stack.of(self).format_arn(
+            service="states",
+            resource="stateMachine",
+            resource_name=self.state_machine_name,
+            arn_format=_COLON_RESOURCE_NAME,
+        )
 
     def _acknowledge_nag_findings(self) -> None:
         """cdk-nag AwsSolutions findings that do not apply, each with its reason."""
@@ -330,12 +357,12 @@ class TravisWorker(Construct):
             ),
             (
                 f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:states:{region}:{account}:"
-                f"execution:<{stack.get_logical_id(self._cfn(self.state_machine))}.Name>:*]",
+                f"execution:{self.state_machine_name}:*]",
                 "The poller may describe executions of this state machine only (to tell a "
                 "duplicate hand-out from one whose execution ended before claiming the job).",
             ),
         ]
-        for function in self.step_functions.values():
+        for function in [*self.step_functions.values(), self.poller]:
             logical_id = stack.get_logical_id(self._cfn(function))
             acknowledgements.append(
                 (

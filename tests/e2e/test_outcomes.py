@@ -164,3 +164,20 @@ def test_travis_down_for_good_is_system_unavailable(worker_for: Any) -> None:
 
     assert run.failure_details["type"] == "SystemUnavailable"
     assert travis.created_count(SLUG) == 0
+
+
+def test_watch_phase_starts_without_waiting_for_the_sweeper(worker_for: Any) -> None:
+    # Given no schedule at all: only the STARTED event reaches the poller
+    travis = TravisFake(repos={SLUG: RepoScript(outcome="passed")})
+    worker = worker_for(travis=travis, deliver_events=True, sweep=False)
+
+    # When the action runs
+    run = run_action(worker)
+
+    # Then the state machine handed the continuation job over to the poller itself
+    assert run.status == "Succeeded", run.failure_details
+    first, continuation = run.job_ids
+    names = {e["name"][:36] for e in worker.executions()}
+    assert names == {first, continuation}
+    poller = worker.poller.logical_id
+    assert sum(1 for i in worker.observations.invocations if i.function == poller) >= 2

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from stacks.worker import ARCHITECTURE, RUNTIME
-from tests.infra.conftest import CUSTOM_CONTEXT, HANDLERS, STEPS, Synthesized
+from tests.infra.conftest import CUSTOM_CONTEXT, HANDLERS, STEPS, Synthesized, render
 
 pytestmark = pytest.mark.synth
 
@@ -106,7 +106,14 @@ def test_environment_wiring(default_synth: Synthesized, name: str) -> None:
 
 def test_only_the_poller_knows_the_state_machine(default_synth: Synthesized) -> None:
     poller = default_synth.environment("poller")
-    assert poller["STATE_MACHINE_ARN"] == {"Ref": default_synth.state_machine_id}
+    # The ARN is built from the state machine's fixed name (the state machine invokes the poller,
+    # so a Ref would be a dependency cycle); it must name that very state machine.
+    name = default_synth.template["Resources"][default_synth.state_machine_id]["Properties"][
+        "StateMachineName"
+    ]
+    assert render(poller["STATE_MACHINE_ARN"]) == (
+        f"arn:aws:states:us-east-1:123456789012:stateMachine:{name}"
+    )
     assert 1 <= int(poller["POLL_BATCH_SIZE"]) <= 100
     for name in STEPS:
         assert "STATE_MACHINE_ARN" not in default_synth.environment(name), name

@@ -116,6 +116,7 @@ def test_every_state_is_reachable(default_synth: Synthesized) -> None:
 
 def test_each_task_invokes_its_step_function(default_synth: Synthesized) -> None:
     tasks = {name: s for name, s in states(default_synth).items() if s["Type"] == "Task"}
+    tasks.pop("HandOverToWatch")  # checked below: it wakes the poller, it is not a step
     assert set(tasks) == set(TASKS)
     for name, function in TASKS.items():
         expected = placeholder_function_arn(default_synth.functions[function])
@@ -123,6 +124,30 @@ def test_each_task_invokes_its_step_function(default_synth: Synthesized) -> None
         # Each step gets the whole state and the execution name (for messages ops can trace).
         assert tasks[name]["Parameters"] == {"state.$": "$", "execution.$": "$$.Execution.Name"}
         assert tasks[name]["ResultPath"].startswith("$."), "a step must not replace the state"
+
+
+def test_after_the_link_the_poller_is_woken_for_the_continuation_job(
+    default_synth: Synthesized,
+) -> None:
+    all_states = states(default_synth)
+    hand_over = all_states["HandOverToWatch"]
+    assert all_states["PublishLink"]["Next"] == "HandOverToWatch"
+    # asynchronous, with an event naming our action type, as CodePipeline's own event would
+    assert hand_over["Resource"] == "arn:aws:states:::lambda:invoke"
+    assert hand_over["Parameters"]["InvocationType"] == "Event"
+    assert hand_over["Parameters"]["FunctionName"] == placeholder_function_arn(
+        default_synth.functions["poller"]
+    )
+    assert hand_over["Parameters"]["Payload"]["detail"]["type"] == {
+        "owner": "Custom",
+        "category": "Test",
+        "provider": "Travis",
+        "version": "1",
+    }
+    # The job already has its result: waking the poller may fail without touching the job
+    assert hand_over["ResultPath"] is None
+    assert [c["Next"] for c in hand_over["Catch"]] == ["LinkPublished"]
+    assert hand_over["Next"] == "LinkPublished"
 
 
 def test_claim_has_no_catch(default_synth: Synthesized) -> None:
@@ -209,7 +234,10 @@ def test_every_claimed_job_ends_with_a_result(default_synth: Synthesized) -> Non
     ends = {name for name, s in all_states.items() if s["Type"] == "Succeed" or s.get("End")}
     for end in ends - lost_claim:
         assert all_states[end]["Type"] == "Succeed", end
-        assert predecessors[end] and predecessors[end] <= REPORTING_TASKS, (end, predecessors[end])
+        # the hand-over comes only after PublishLink, so it counts as that step's ending
+        before = {"PublishLink" if p == "HandOverToWatch" else p for p in predecessors[end]}
+        assert predecessors["HandOverToWatch"] == {"PublishLink"}
+        assert before and before <= REPORTING_TASKS, (end, predecessors[end])
 
 
 def test_submit_retries_only_after_a_post_in_flight_has_landed(default_synth: Synthesized) -> None:
