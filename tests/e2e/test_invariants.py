@@ -63,17 +63,27 @@ def test_two_pollers_at_once_start_one_execution_per_hand_out(worker_for: Any) -
 
 
 def test_event_and_schedule_together_make_one_build(worker_for: Any) -> None:
-    # Given the STARTED event and a fast schedule both poll for the same job
+    # Given the STARTED event and a fast schedule both receive the same hand-out (CodePipeline
+    # hands an unacknowledged job to every poll here, with the same nonce, and the claim is slow)
+    emulator = CodePipelineEmulator(redelivery_timeout_seconds=0.0, nonce_on_redelivery="same")
     travis = TravisFake(repos={SLUG: RepoScript()})
-    worker = worker_for(travis=travis, deliver_events=True, sweep=False)
+    worker = worker_for(travis=travis, emulator=emulator, deliver_events=True, sweep=False)
+
+    def slow_claim(function: Any, event: dict[str, Any]) -> None:
+        if function.handler.endswith("steps.claim"):
+            time.sleep(0.3)
+
+    worker.before_invoke.append(slow_claim)
     worker.start_sweeper(0.01)
 
     # When the action runs
     run = run_action(worker)
 
-    # Then the duplicates were absorbed
+    # Then the job was handed out several times, yet one execution ran it: one build, one result
+    first_job = run.job_ids[0]
+    assert emulator.job(first_job).handouts >= 2
+    assert len([e for e in worker.executions() if e["name"].startswith(first_job)]) == 1
     assert_one_build_one_result(worker, travis, run.action_execution_id)
-    assert sum(s.get("jobs_received", 0) for s in worker.observations.poller_summaries) >= 2
 
 
 def test_duplicate_hand_out_replayed_to_the_poller_is_already_handled(worker_for: Any) -> None:
