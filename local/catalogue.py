@@ -11,6 +11,7 @@ import argparse
 import json
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -447,6 +448,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run the bad-input catalogue locally.")
     parser.add_argument("--markdown", action="store_true", help="print the documentation table")
     args = parser.parse_args(argv)
+    warnings.filterwarnings("ignore", message="No application metrics to publish")
     began = time.monotonic()
     travis = TravisFake()
     worker = LocalWorker(synthesize(), travis=travis)

@@ -14,6 +14,7 @@ import os
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -256,6 +257,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--timeout", type=float, default=90.0)
     args = parser.parse_args(argv)
+    # Powertools warns when a step had nothing to count (resolve/watch looks): expected here.
+    warnings.filterwarnings("ignore", message="No application metrics to publish")
     style = Style(
         sys.stdout.isatty()
         and os.environ.get("NO_COLOR") is None
