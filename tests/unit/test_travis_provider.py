@@ -21,6 +21,7 @@ from tests.unit.support import (
     SecretStore,
     Sleeps,
     execution_input,
+    make_settings,
     worker_env,
 )
 from worker.continuation import Continuation
@@ -29,6 +30,7 @@ from worker.job import ExecutionInput
 from worker.providers import BuildRef, Submission, provider_named
 from worker.providers.travis import client as client_module
 from worker.providers.travis.provider import TravisProvider, job_marker
+from worker.settings import Settings
 
 
 @pytest.fixture
@@ -492,7 +494,7 @@ def test_the_registry_builds_travis_from_the_environment(
     for name, value in worker_env(travis.base_url, emulator.endpoint_url).items():
         monkeypatch.setenv(name, value)
 
-    provider = provider_named("travis")
+    provider = provider_named("travis", Settings.from_env())
 
     assert isinstance(provider, TravisProvider)
     provider.validate(CONFIGURATION)  # the default endpoint from the environment is accepted
@@ -500,4 +502,4 @@ def test_the_registry_builds_travis_from_the_environment(
 
 def test_an_unregistered_provider_is_named() -> None:
     with pytest.raises(KeyError, match="jenkins"):
-        provider_named("jenkins")
+        provider_named("jenkins", make_settings("https://api.travis-ci.com"))

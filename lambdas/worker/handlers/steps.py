@@ -57,7 +57,7 @@ def _provider(step: StepEvent, settings: Settings) -> BuildProvider:
             f"This worker does not serve the action type {action.category}/{action.provider}/"
             f"{action.version}."
         )
-    return provider_named(registered.provider)
+    return provider_named(registered.provider, settings)
 
 
 @step_handler

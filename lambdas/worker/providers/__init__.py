@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from worker.continuation import Continuation
 from worker.job import ExecutionInput
+from worker.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -84,21 +85,22 @@ class BuildProvider(Protocol):
         """Ask the CI service to stop the build (best effort)."""
 
 
-ProviderFactory = Callable[[], BuildProvider]
+ProviderFactory = Callable[[Settings], BuildProvider]
 
 
-def _travis() -> BuildProvider:
+def _travis(settings: Settings) -> BuildProvider:
     from worker.providers.travis.provider import TravisProvider
 
-    return TravisProvider.from_env()
+    return TravisProvider.for_settings(settings)
 
 
 PROVIDERS: dict[str, ProviderFactory] = {"travis": _travis}
 
 
-def provider_named(name: str) -> BuildProvider:
+def provider_named(name: str, settings: Settings) -> BuildProvider:
+    """The provider registered as `name`, configured from the settings the handler parsed."""
     try:
         factory = PROVIDERS[name]
     except KeyError:
         raise KeyError(f"no provider registered as {name!r}") from None
-    return factory()
+    return factory(settings)

@@ -9,7 +9,6 @@ from urllib.parse import urlsplit
 
 from worker.failures import ConfigurationInvalid
 
-DEFAULT_ENDPOINT = "https://api.travis-ci.com"
 # GitHub/GitLab/Bitbucket owner and repository names: letters, digits, '.', '_', '-'.
 _NAME = re.compile(r"[A-Za-z0-9._-]{1,100}")
 # git check-ref-format, simplified: no whitespace/control characters or ~^:?*[\ and no '..'.

@@ -31,6 +31,11 @@ _NOT_FOUND_WORDS = re.compile(
 )
 
 
+# One HTTP session per Lambda container, made at cold start: warm invocations (the watch loop's
+# looks at Travis) reuse its kept-alive connections. The token travels per request, never on it.
+_SESSION = requests.Session()
+
+
 def job_marker(job_id: str) -> str:
     """Put in the Travis request message so a retried submit can find the request it made."""
     return f"[codepipeline-job {job_id}]"
@@ -50,13 +55,12 @@ class TravisProvider:
     ) -> None:
         self._settings = settings
         self._tokens = tokens
-        self._session = session or requests.Session()
+        self._session = session or _SESSION
         self._budget = budget
         self._clock = clock
 
     @classmethod
-    def from_env(cls) -> TravisProvider:
-        settings = Settings.from_env()
+    def for_settings(cls, settings: Settings) -> TravisProvider:
         tokens = TokenSource(
             CodePipelineJobs(), settings.token_secret_arn, settings.trusted_endpoints
         )
