@@ -21,7 +21,9 @@ import requests
 from botocore.config import Config
 from botocore.exceptions import ClientError
 from botocore.retries import standard
+from moto import mock_aws
 
+from local.clock import VirtualClock
 from local.codepipeline_emulator import (
     EVENT_DETAIL_TYPE,
     ActionRun,
@@ -74,17 +76,21 @@ class ManualClock:
         self.now += seconds
 
 
-@pytest.fixture(scope="module")
-def cbor_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def write_cbor_model(root: Path) -> Path:
+    """A copy of the CodePipeline model that only offers Smithy RPC v2 CBOR."""
     # botocore 1.44.5 prefers awsJson for CodePipeline; this copy makes it speak CBOR instead.
     source = Path(botocore.__file__).parent / "data/codepipeline/2015-07-09/service-2.json.gz"
     model = json.loads(gzip.decompress(source.read_bytes()))
     model["metadata"]["protocols"] = ["smithy-rpc-v2-cbor"]
-    root = tmp_path_factory.mktemp("models")
     target = root / "codepipeline" / "2015-07-09"
     target.mkdir(parents=True)
     (target / "service-2.json").write_text(json.dumps(model))
     return root
+
+
+@pytest.fixture(scope="module")
+def cbor_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_cbor_model(tmp_path_factory.mktemp("models"))
 
 
 @pytest.fixture(autouse=True)
@@ -208,8 +214,14 @@ def test_eventbridge_event_shape(emulator: CodePipelineEmulator) -> None:
         "Test",
         "Travis",
     )
-    assert detail["type"] == {**ACTION_TYPE, "version": 1}
-    assert emulator.eventbridge_event(run, version_as_number=False)["detail"]["type"] == ACTION_TYPE
+    # Real events send type.version as a string (reference page); the number form of the user
+    # guide's first sample is an option, per call or for the whole emulator
+    assert detail["type"] == ACTION_TYPE
+    numbered = emulator.eventbridge_event(run, version_as_number=True)["detail"]["type"]
+    assert numbered == {**ACTION_TYPE, "version": 1}
+    emulator.event_version_as_number = True
+    assert emulator.eventbridge_event(run)["detail"]["type"]["version"] == 1
+    assert "input-artifacts" in detail and run.job_ids[0] not in json.dumps(event)
 
 
 def test_listener_can_drive_a_worker_and_errors_are_kept(
@@ -556,3 +568,289 @@ def test_cbor_protocol_over_raw_http(emulator: CodePipelineEmulator) -> None:
     assert cbor2.loads(body)["__type"] == "com.amazonaws.codepipeline#JobNotFoundException"
     status, out, body = raw_post(url + "GetJobDetails", b"\xff\x00", headers)
     assert (status, cbor2.loads(body)["__type"].split("#")[1]) == (400, "SerializationException")
+
+
+# --------------------------------------------------------------------------- events and delays
+
+
+def test_events_for_started_and_succeeded_carry_no_job_id(
+    emulator: CodePipelineEmulator, client: Any
+) -> None:
+    # Given an event listener and an action type with an execution URL template
+    events: list[dict[str, Any]] = []
+    emulator.add_event_listener(events.append)
+    emulator.register_action_type(
+        ACTION_TYPE,
+        execution_url_template="https://travis.example/{Config:Owner}/builds/{ExternalExecutionId}",
+    )
+
+    # When an action run starts and the worker finishes it with an output artifact
+    job_id = emulator.create_job(ACTION_TYPE, CONFIG, output_artifact_name="BuildOutput")
+    claim(client)
+    client.put_job_success_result(
+        jobId=job_id, executionDetails={"externalExecutionId": "42", "summary": "passed"}
+    )
+
+    # Then STARTED came at creation and SUCCEEDED at the result, as EventBridge would send them
+    assert [e["detail"]["state"] for e in events] == ["STARTED", "SUCCEEDED"]
+    started, succeeded = (e["detail"] for e in events)
+    assert started["type"]["version"] == "1" and started["input-artifacts"]
+    assert succeeded["execution-result"] == {
+        "external-execution-id": "42",
+        "external-execution-summary": "passed",
+        "external-execution-url": "https://travis.example/octo/builds/42",
+    }
+    assert [a["name"] for a in succeeded["output-artifacts"]] == ["BuildOutput"]
+    assert all(job_id not in json.dumps(e) for e in events)
+    assert {e["time"][-1] for e in events} == {"Z"}
+
+
+@pytest.mark.parametrize("continuation_delay", [None, 0.0])
+def test_jobs_are_pollable_only_after_the_pollable_delay(continuation_delay: float | None) -> None:
+    # Given a 5 s delay between the STARTED event and the job being pollable (AWS's own samples
+    # keep polling for ~50 s after the event); continuation jobs have the same or their own
+    clock = ManualClock()
+    with CodePipelineEmulator(
+        pollable_delay_seconds=5,
+        continuation_pollable_delay_seconds=continuation_delay,
+        clock=clock,
+    ) as emu:
+        client = make_client(emu.endpoint_url)
+        states: list[str] = []
+        emu.add_action_listener(lambda state, run: states.append(state))
+
+        job_id = emu.create_job(ACTION_TYPE, CONFIG)
+
+        # Then the event is out at once but the job only after the delay
+        assert states == ["STARTED"]
+        assert poll(client) == []
+        clock.advance(4.99)
+        assert poll(client) == []
+        clock.advance(0.01)
+        (job,) = poll(client)
+        assert job["id"] == job_id
+
+        # And a continuation job waits as long as configured
+        client.acknowledge_job(jobId=job_id, nonce=job["nonce"])
+        client.put_job_success_result(jobId=job_id, continuationToken="t")
+        if continuation_delay is None:
+            assert poll(client) == []
+            clock.advance(5)
+        assert len(poll(client)) == 1
+
+
+def test_virtual_clock_drives_every_timeout_delay_and_timestamp() -> None:
+    # Given a clock that runs 1000 times faster than real time, starting in 2001
+    vc = VirtualClock(scale=0.001, start=1_000_000_000.0)
+    with CodePipelineEmulator(
+        clock=vc, redelivery_timeout_seconds=40, pollable_delay_seconds=20, latency_seconds=20
+    ) as emu:
+        client = make_client(emu.endpoint_url)
+        events: list[dict[str, Any]] = []
+        emu.add_event_listener(events.append)
+        job_id = emu.create_job(ACTION_TYPE, CONFIG)
+
+        # When the worker polls until it gets the job, then again until it is handed out again
+        started = time.monotonic()
+        first = poll_until(client, deadline=2.0)
+        again = poll_until(client, deadline=2.0)
+        real = time.monotonic() - started
+
+        # Then the delays were virtual seconds (20 + 40 virtual s = 60 real ms, plus latency)
+        assert first["id"] == again["id"] == job_id
+        assert real < 1.5
+        calls = emu.calls("PollForJobs")
+        assert all(c.finished - c.started >= 19.9 for c in calls)  # latency: virtual seconds
+        assert events[0]["time"].startswith("2001-09-09T01:4")
+        detail = client.list_action_executions(pipelineName="demo-pipeline")
+        start_time = detail["actionExecutionDetails"][0]["startTime"]
+        assert abs(start_time.timestamp() - 1_000_000_000) < 120
+
+
+def test_a_bound_virtual_monotonic_is_accepted() -> None:
+    vc = VirtualClock(scale=0.001)
+    with CodePipelineEmulator(clock=vc.monotonic, redelivery_timeout_seconds=30) as emu:
+        client = make_client(emu.endpoint_url)
+        emu.create_job(ACTION_TYPE, CONFIG)
+        first = poll_until(client, deadline=2.0)
+        assert poll_until(client, deadline=2.0)["nonce"] != first["nonce"]  # 30 ms later
+
+
+def test_a_clock_must_be_a_clock() -> None:
+    with pytest.raises(TypeError, match="not a clock"):
+        CodePipelineEmulator(clock=42)  # type: ignore[arg-type]
+
+
+def poll_until(client: Any, deadline: float) -> dict[str, Any]:
+    """Poll (real-time deadline) until one job is handed out."""
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        jobs = poll(client)
+        if jobs:
+            (job,) = jobs
+            return job
+        time.sleep(0.002)
+    raise AssertionError("no job handed out before the deadline")
+
+
+# --------------------------------------------------------------------------- AcknowledgeJob
+
+
+@pytest.mark.parametrize("mode", ["accept", "refuse"])
+def test_reacknowledge_with_the_same_nonce(mode: str) -> None:
+    with CodePipelineEmulator(same_nonce_reacknowledge=mode) as emu:  # type: ignore[arg-type]
+        client = make_client(emu.endpoint_url)
+        job_id = emu.create_job(ACTION_TYPE, CONFIG)
+        job = claim(client)
+
+        if mode == "accept":  # presumed: every SDK retries the call by itself
+            answer = client.acknowledge_job(jobId=job_id, nonce=job["nonce"])
+            assert answer["status"] == "InProgress" and emu.ack_count(job_id) == 2
+        else:
+            with pytest.raises(ClientError) as refused:
+                client.acknowledge_job(jobId=job_id, nonce=job["nonce"])
+            assert error_code(refused) == "InvalidNonceException" and emu.ack_count(job_id) == 1
+        assert emu.job(job_id).status == "InProgress"
+
+
+@pytest.mark.parametrize("mode", ["InvalidNonceException", "status"])
+def test_acknowledge_of_a_finished_job(mode: str) -> None:
+    with CodePipelineEmulator(acknowledge_finished=mode) as emu:  # type: ignore[arg-type]
+        client = make_client(emu.endpoint_url)
+        timed_out_id = emu.create_job(ACTION_TYPE, CONFIG)
+        (timed_out,) = poll(client)
+        emu.time_out(emu.job(timed_out_id).action_execution_id)
+        succeeded_id = emu.create_job(ACTION_TYPE, CONFIG)
+        succeeded = claim(client)
+        client.put_job_success_result(jobId=succeeded_id)
+
+        def acknowledge(job: dict[str, Any]) -> str:
+            try:
+                return str(client.acknowledge_job(jobId=job["id"], nonce=job["nonce"])["status"])
+            except ClientError as error:
+                return str(error.response["Error"]["Code"])
+
+        answers = [acknowledge(timed_out), acknowledge(succeeded)]
+        if mode == "status":
+            assert answers == ["TimedOut", "Succeeded"]
+        else:
+            assert answers == ["InvalidNonceException"] * 2
+        assert emu.job(timed_out_id).status == "TimedOut"
+
+
+@pytest.mark.parametrize(
+    "status", ["Created", "Queued", "Dispatched", "TimedOut", "Succeeded", "Failed"]
+)
+def test_acknowledge_can_be_made_to_answer_any_status(
+    emulator: CodePipelineEmulator, client: Any, status: str
+) -> None:
+    # Given a handed-out job whose next acknowledge is scripted to answer another status
+    job_id = emulator.create_job(ACTION_TYPE, CONFIG)
+    (job,) = poll(client)
+    emulator.force_acknowledge_status(job_id, status)
+
+    # Then the worker sees that status and the job is not claimed; the next call is normal
+    assert client.acknowledge_job(jobId=job_id, nonce=job["nonce"])["status"] == status
+    assert emulator.job(job_id).status == "Dispatched" and emulator.ack_count(job_id) == 0
+    assert client.acknowledge_job(jobId=job_id, nonce=job["nonce"])["status"] == "InProgress"
+    with pytest.raises(ValueError, match="JobStatus"):
+        emulator.force_acknowledge_status(job_id, "Abandoned")
+
+
+# --------------------------------------------------------------------------- gone action types
+
+
+def test_deleted_action_type_is_not_found_by_poll(
+    emulator: CodePipelineEmulator, client: Any
+) -> None:
+    # Given an open job of an action type that is then deleted
+    job_id = emulator.create_job(ACTION_TYPE, CONFIG)
+    emulator.delete_action_type(ACTION_TYPE)
+
+    # Then PollForJobs fails (model: DeleteCustomActionType; PollForJobs' modeled error)
+    with pytest.raises(ClientError) as excinfo:
+        poll(client)
+    assert error_code(excinfo) == "ActionTypeNotFoundException"
+    with pytest.raises(ValueError, match="deleted"):
+        emulator.create_job(ACTION_TYPE, CONFIG)
+
+    # And restoring the identical definition brings the job back
+    emulator.register_action_type(ACTION_TYPE)
+    assert [j["id"] for j in poll(client)] == [job_id]
+
+
+# --------------------------------------------------------------------------- artifacts
+
+
+def artifact_s3(credentials: dict[str, str]) -> Any:
+    """An S3 client as a worker builds it from the job's artifactCredentials."""
+    return boto3.client(
+        "s3",
+        region_name="us-east-1",
+        aws_access_key_id=credentials["accessKeyId"],
+        aws_secret_access_key=credentials["secretAccessKey"],
+        aws_session_token=credentials["sessionToken"],
+    )
+
+
+def test_output_artifact_written_with_job_credentials_is_readable(
+    emulator: CodePipelineEmulator, client: Any
+) -> None:
+    key_id = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    with mock_aws():
+        # Given the artifact bucket in moto and a job that promises an output artifact
+        assert emulator.create_artifact_bucket() == emulator.artifact_bucket
+        job_id = emulator.create_job(
+            ACTION_TYPE, CONFIG, output_artifact_name="BuildOutput", encryption_key_id=key_id
+        )
+        emulator.put_input_artifact(job_id, b"source zip")
+        claim(client)
+
+        # When the worker reads its input and writes its output with fresh credentials, SSE-KMS
+        data = client.get_job_details(jobId=job_id)["jobDetails"]["data"]
+        s3 = artifact_s3(data["artifactCredentials"])
+        source = data["inputArtifacts"][0]["location"]["s3Location"]
+        read_back = s3.get_object(Bucket=source["bucketName"], Key=source["objectKey"])
+        (output,) = data["outputArtifacts"]
+        location = output["location"]["s3Location"]
+        s3.put_object(
+            Bucket=location["bucketName"],
+            Key=location["objectKey"],
+            Body=b"build log",
+            ServerSideEncryption="aws:kms",
+            SSEKMSKeyId=data["encryptionKey"]["id"],
+        )
+
+        # Then the emulator reads what the worker wrote, where the job data pointed
+        stored = emulator.read_output_artifact(job_id)
+    assert read_back["Body"].read() == b"source zip"
+    assert output["name"] == "BuildOutput" and output["location"]["type"] == "S3"
+    assert "revision" not in output
+    assert location["bucketName"] == emulator.artifact_bucket
+    assert location["objectKey"].startswith("demo-pipeline/BuildOutput/")
+    assert data["encryptionKey"] == {"id": key_id, "type": "KMS"}
+    assert (stored.body, stored.server_side_encryption, stored.kms_key_id) == (
+        b"build log",
+        "aws:kms",
+        key_id,
+    )
+    assert stored.key == location["objectKey"]
+    issued = emulator.job(job_id).issued_credentials
+    assert len({c["accessKeyId"] for c in issued}) == len(issued) == 2  # poll + GetJobDetails
+
+
+def test_artifact_helpers_refuse_to_run_outside_moto(emulator: CodePipelineEmulator) -> None:
+    job_id = emulator.create_job(ACTION_TYPE, CONFIG, output_artifact_name="Out")
+    with pytest.raises(RuntimeError, match="mock_aws"):
+        emulator.create_artifact_bucket()
+    with pytest.raises(RuntimeError, match="mock_aws"):
+        emulator.read_output_artifact(job_id, "Out")
+
+
+def test_default_encryption_key_and_several_output_artifacts() -> None:
+    with CodePipelineEmulator(default_encryption_key_id="alias/aws/s3") as emu:
+        client = make_client(emu.endpoint_url)
+        emu.create_job(ACTION_TYPE, CONFIG, output_artifact_name=["Logs", "Reports"])
+        (job,) = poll(client)
+    assert job["data"]["encryptionKey"] == {"id": "alias/aws/s3", "type": "KMS"}
+    assert [a["name"] for a in job["data"]["outputArtifacts"]] == ["Logs", "Reports"]

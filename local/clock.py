@@ -1,0 +1,50 @@
+"""One virtual clock for a local run: Travis, CodePipeline, Step Functions and the worker agree on it.
+
+Local runs compress time: a 10-minute Travis build may take six real seconds. Everything that reads
+the time in such a run (the Travis fake's build timeline, the job emulator's timeouts, the state
+machine's waits, the worker's own `worker.clock`) reads this clock, so "the build finished at
+12:04:10" means the same instant to all of them.
+
+`scale` is real seconds per virtual second: 1.0 is real time, 0.01 runs a hundred times faster.
+Virtual time starts at the real wall-clock time when the clock is made, so timestamps look real.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+
+class VirtualClock:
+    """Virtual epoch time that runs `1 / scale` times faster than real time."""
+
+    def __init__(self, scale: float = 1.0, *, start: float | None = None) -> None:
+        if scale <= 0:
+            raise ValueError("scale must be > 0 (real seconds per virtual second)")
+        self.scale = scale
+        self._real_start = time.monotonic()
+        self._virtual_start = time.time() if start is None else start
+        self._stop = threading.Event()
+
+    def now(self) -> float:
+        """Virtual epoch seconds (what `time.time()` would say in the compressed world)."""
+        return self._virtual_start + (time.monotonic() - self._real_start) / self.scale
+
+    def monotonic(self) -> float:
+        """Virtual seconds since an arbitrary origin, never going back."""
+        return (time.monotonic() - self._real_start) / self.scale
+
+    def real_seconds(self, virtual_seconds: float) -> float:
+        """How long `virtual_seconds` last in real time."""
+        return max(0.0, virtual_seconds) * self.scale
+
+    def sleep(self, virtual_seconds: float) -> None:
+        """Sleep for `virtual_seconds` of virtual time (woken early by `release`)."""
+        self._stop.wait(self.real_seconds(virtual_seconds))
+
+    def release(self) -> None:
+        """Wake every sleeper at once (at the end of a run)."""
+        self._stop.set()
+
+
+REAL_TIME = VirtualClock(1.0)

@@ -1,0 +1,5 @@
+"""``python -m local.codepipeline``: serve until interrupted."""
+
+from .cli import main
+
+main()
