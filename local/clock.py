@@ -1,4 +1,4 @@
-"""One virtual clock for a local run: Travis, CodePipeline, Step Functions and the worker agree on it.
+"""One virtual clock for a local run: Travis, CodePipeline, Step Functions and the worker agree.
 
 Local runs compress time: a 10-minute Travis build may take six real seconds. Everything that reads
 the time in such a run (the Travis fake's build timeline, the job emulator's timeouts, the state
@@ -24,15 +24,24 @@ class VirtualClock:
         self.scale = scale
         self._real_start = time.monotonic()
         self._virtual_start = time.time() if start is None else start
+        self._skipped = 0.0
+        self._lock = threading.Lock()
         self._stop = threading.Event()
 
     def now(self) -> float:
         """Virtual epoch seconds (what `time.time()` would say in the compressed world)."""
-        return self._virtual_start + (time.monotonic() - self._real_start) / self.scale
+        return self._virtual_start + self.monotonic()
 
     def monotonic(self) -> float:
         """Virtual seconds since an arbitrary origin, never going back."""
-        return (time.monotonic() - self._real_start) / self.scale
+        return (time.monotonic() - self._real_start) / self.scale + self._skipped
+
+    def advance(self, virtual_seconds: float) -> None:
+        """Jump forward (never back): everything reading the clock sees the time passed."""
+        if virtual_seconds < 0:
+            raise ValueError("a clock only moves forward")
+        with self._lock:
+            self._skipped += virtual_seconds
 
     def real_seconds(self, virtual_seconds: float) -> float:
         """How long `virtual_seconds` last in real time."""

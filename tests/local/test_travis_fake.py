@@ -1,197 +1,77 @@
-"""The Travis fake behaves like the API our client relies on, and its faults fire as scripted."""
+"""The Travis fake's faults, recordings and plumbing (the API itself: test_travis_fake_*.py)."""
 
 from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 import requests
 
-from local.travis_fake import (
+from local.clock import VirtualClock
+from local.travis import (
     DEFAULT_TOKEN,
+    KINDS,
+    REAL_FAILURE_MODES,
     Fault,
     RepoScript,
     TravisFake,
-    missing_commit_message,
     token_fingerprint,
 )
-
-SLUG = "octo/app"
-ENC = "octo%2Fapp"
-HEADERS = {
-    "Travis-API-Version": "3",
-    "Authorization": f"token {DEFAULT_TOKEN}",
-    "User-Agent": "codepipeline-travis-worker/test",
-    "Accept": "application/json",
-}
+from tests.local.test_travis_fake_support import (
+    ENC,
+    HEADERS,
+    SLUG,
+    SteppedClock,
+    call,
+    create,
+    get_request,
+)
 
 
 @pytest.fixture
-def fake() -> Iterator[TravisFake]:
-    with TravisFake({SLUG: RepoScript()}) as server:
+def clock() -> VirtualClock:
+    return VirtualClock(0.01)  # faults wait in virtual seconds: 1 s here is 10 ms
+
+
+@pytest.fixture
+def fake(clock: VirtualClock) -> Iterator[TravisFake]:
+    with TravisFake({SLUG: RepoScript(processing_delay=None)}, clock=clock) as server:
         yield server
 
 
-def call(
-    fake: TravisFake,
-    method: str,
-    path: str,
-    body: Any = None,
-    *,
-    headers: dict[str, str] | None = None,
-    timeout: float = 5,
-) -> requests.Response:
-    hdrs = dict(HEADERS if headers is None else headers)
-    if body is not None:
-        hdrs.setdefault("Content-Type", "application/json")
-    return requests.request(method, fake.base_url + path, json=body, headers=hdrs, timeout=timeout)
-
-
-def create(fake: TravisFake, slug: str = ENC, **request: Any) -> requests.Response:
-    request.setdefault("branch", "main")
-    return call(fake, "POST", f"/repo/{slug}/requests", {"request": request})
-
-
-def build_of(fake: TravisFake, request_id: int, slug: str = ENC) -> int:
-    """Poll the request until Travis created the build (as the client's ResolveBuild does)."""
-    for _ in range(10):
-        body = call(fake, "GET", f"/repo/{slug}/request/{request_id}").json()
-        if body["builds"]:
-            return int(body["builds"][0]["id"])
-    raise AssertionError("no build")
-
-
-def test_lifecycle_pending_build_passed(fake: TravisFake) -> None:
-    fake.add_repo(SLUG, polls_until_build=2, polls_until_done=4, jobs=3)
-    resp = create(fake, sha="abc123", message="Travis for job J-1")
-    assert resp.status_code == 202
-    created = resp.json()
-    assert created["@type"] == "pending" and created["resource_type"] == "request"
-    assert created["remaining_requests"] == 9
-    assert created["repository"]["slug"] == SLUG
-    assert created["request"]["branch"] == "main"
-    rid = created["request"]["id"]
-
-    first = call(fake, "GET", f"/repo/{ENC}/request/{rid}").json()
-    assert (first["state"], first["result"], first["builds"]) == ("pending", None, [])
-    second = call(fake, "GET", f"/repo/{ENC}/request/{rid}").json()
-    assert (second["state"], second["result"]) == ("finished", "approved")
-    assert second["commit"]["sha"] == "abc123" and second["event_type"] == "api"
-    assert second["branch_name"] == "main" and second["messages"] == []
-    bid = second["builds"][0]["id"]
-
-    seen = []
-    for _ in range(4):
-        build = call(fake, "GET", f"/build/{bid}").json()
-        done = sum(j["state"] == "passed" for j in build["jobs"])
-        seen.append((build["state"], done))
-    assert seen == [("created", 0), ("started", 1), ("started", 2), ("passed", 3)]
-    assert build["branch"]["name"] == "main" and build["commit"]["sha"] == "abc123"
-    assert build["commit"]["message"] == "Travis for job J-1"
-    assert build["repository"]["slug"] == SLUG and build["number"] == "1"
-    assert build["started_at"] and build["finished_at"] and build["duration"] is not None
-    assert build["previous_state"] is None
-    assert fake.header_problems() == []
-    assert [c.status for c in fake.calls] == [202, 200, 200, 200, 200, 200, 200]
-    assert fake.builds_for(SLUG)[0].state == "passed"
-
-
-@pytest.mark.parametrize("outcome", ["passed", "failed", "errored", "canceled"])
-def test_each_outcome(fake: TravisFake, outcome: str) -> None:
-    fake.add_repo(SLUG, outcome=outcome, polls_until_done=1, jobs=2)
-    bid = build_of(fake, create(fake).json()["request"]["id"])
-    build = call(fake, "GET", f"/build/{bid}").json()
-    assert build["state"] == outcome
-    assert [j["state"] for j in build["jobs"]][-1] == outcome
-
-
-def test_rejected_request_has_messages_and_no_build(fake: TravisFake) -> None:
-    fake.add_repo(SLUG, reject=True, reject_messages=["branch excluded", {"code": "x"}])
+def test_status_faults_answer_what_travis_layers_send(fake: TravisFake) -> None:
+    fake.fail_next("get_request", 500)
+    fake.fail_next("create_request", 429)
+    fake.fail_next("list_requests", 503, retry_after=7)
+    throttled = create(fake)
+    # rack-attack's throttle: plain text, and Travis never sends Retry-After
+    assert (throttled.status_code, throttled.text) == (429, "Retry later\n")
+    assert "Retry-After" not in throttled.headers and fake.created_count() == 0
     rid = create(fake).json()["request"]["id"]
-    body = call(fake, "GET", f"/repo/{ENC}/request/{rid}").json()
-    assert (body["state"], body["result"], body["builds"]) == ("finished", "rejected", [])
-    first, second = body["messages"]
-    assert first["text"] == "branch excluded" and first["level"] == "error"
-    assert first["code"] == "rejected" and second["code"] == "x"
-    assert fake.builds_for() == []
-
-
-def test_missing_commit_is_rejected(fake: TravisFake) -> None:
-    fake.add_repo(SLUG, known_commits={"good"})
-    bad = create(fake, sha="deadbeef").json()["request"]["id"]
-    good = create(fake, sha="good").json()["request"]["id"]
-    body = call(fake, "GET", f"/repo/{ENC}/request/{bad}").json()
-    assert body["result"] == "rejected" and body["builds"] == []
-    assert body["messages"] == [missing_commit_message("deadbeef", SLUG)]
-    assert body["messages"][0]["code"] == "missing_commit"
-    assert "could not be found" in body["messages"][0]["text"]
-    assert call(fake, "GET", f"/repo/{ENC}/request/{good}").json()["result"] == "approved"
-
-
-def test_auth_and_not_found_errors(fake: TravisFake) -> None:
-    fake.add_repo("other/repo")
-    fake.add_token("narrow", ["other/repo"])
-    no_token = {k: v for k, v in HEADERS.items() if k != "Authorization"}
-    assert call(fake, "GET", f"/repo/{ENC}/requests", headers=no_token).status_code == 401
-    wrong = {**HEADERS, "Authorization": "token nope"}
-    resp = call(fake, "GET", f"/repo/{ENC}/requests", headers=wrong)
-    assert resp.status_code == 401 and resp.json()["@type"] == "error"
-    narrow = {**HEADERS, "Authorization": "token narrow"}
-    resp = call(fake, "POST", f"/repo/{ENC}/requests", {"request": {}}, headers=narrow)
-    assert resp.status_code == 403 and resp.json()["error_type"] == "insufficient_access"
-    assert call(fake, "GET", "/repo/other%2Frepo/requests", headers=narrow).status_code == 200
-    resp = call(fake, "GET", "/repo/nobody%2Fhere/requests")
-    assert resp.status_code == 404 and resp.json()["error_type"] == "not_found"
-    assert call(fake, "GET", f"/repo/{ENC}/request/999").status_code == 404
-    assert call(fake, "GET", "/build/999").status_code == 404
-    assert call(fake, "GET", "/nothing").status_code == 404
-    fake.add_repo(SLUG, auth_error=403)
-    assert create(fake).status_code == 403
-    fake.add_repo(SLUG, auth_error=401)
-    assert create(fake).status_code == 401
-    fake.add_repo(SLUG, exists=False)
-    assert create(fake).status_code == 404
-    assert fake.created_count() == 0
-    assert {c.token_sha for c in fake.calls} >= {None, token_fingerprint("narrow")}
-    assert "narrow" not in repr(fake.calls) and "nope" not in repr(fake.calls)
-
-
-def test_rate_limit_429_with_retry_after_and_rolling_window() -> None:
-    now = [1000.0]
-    with TravisFake({SLUG: RepoScript(rate_limit=2, rate_window=60)}, clock=lambda: now[0]) as fake:
-        assert create(fake).json()["remaining_requests"] == 1
-        now[0] += 10
-        assert create(fake).json()["remaining_requests"] == 0
-        resp = create(fake)
-        assert resp.status_code == 429 and resp.headers["Retry-After"] == "50"
-        assert resp.json()["error_type"] == "request_limit_reached"
-        assert resp.json()["max_requests"] == 2
-        now[0] += 51
-        assert create(fake).status_code == 202
-        assert fake.created_count(SLUG) == 3
-
-
-def test_fault_status_and_retry_after(fake: TravisFake) -> None:
-    fake.fail_next("get_request", 503, times=2)
-    fake.fail_next("create_request", 429, retry_after=7)
-    resp = create(fake)
-    assert resp.status_code == 429 and resp.headers["Retry-After"] == "7"
-    assert fake.created_count() == 0
-    rid = create(fake).json()["request"]["id"]
-    statuses = [call(fake, "GET", f"/repo/{ENC}/request/{rid}").status_code for _ in range(3)]
-    assert statuses == [503, 503, 200]
+    crashed = call(fake, "GET", f"/repo/{ENC}/request/{rid}")
+    assert (crashed.status_code, crashed.text) == (500, "Sorry, we experienced an error.\n")
+    proxied = call(fake, "GET", f"/repo/{ENC}/requests")
+    assert proxied.status_code == 503 and proxied.headers["Retry-After"] == "7"  # a proxy's
+    assert call(fake, "GET", f"/repo/{ENC}/request/{rid}").status_code == 200
     assert fake.pending_faults == []
-    assert [c.fault for c in fake.calls_of("get_request")] == ["status=503", "status=503", None]
+    assert [c.fault for c in fake.calls_of("get_request")] == ["status=500", None]
+
+
+def test_faults_can_repeat_and_target_one_repository(fake: TravisFake) -> None:
+    fake.add_repo("other/repo")
+    fake.fail_next("*", 502, times=2, slug="other/repo")
+    assert create(fake).status_code == 202
+    assert [create(fake, "other%2Frepo").status_code for _ in range(3)] == [502, 502, 202]
 
 
 @pytest.mark.parametrize(
     ("style", "status"),
     [("html", 502), ("truncated", 200), ("not_object", 200), ("empty", 200), ("wrong_shape", 200)],
 )
-def test_fault_malformed_bodies(fake: TravisFake, style: str, status: int) -> None:
+def test_malformed_bodies(fake: TravisFake, style: str, status: int) -> None:
     fake.malformed_next("get_build", style)
     resp = call(fake, "GET", "/build/1")
     assert resp.status_code == status
@@ -206,7 +86,7 @@ def test_fault_malformed_bodies(fake: TravisFake, style: str, status: int) -> No
         assert resp.headers["Content-Type"] == "text/html"
 
 
-def test_fault_huge_and_incomplete(fake: TravisFake) -> None:
+def test_huge_and_incomplete_bodies(fake: TravisFake) -> None:
     fake.add_fault("list_requests", Fault(malformed="huge", huge_bytes=3_000_000))
     assert len(call(fake, "GET", f"/repo/{ENC}/requests").content) > 3_000_000
     fake.malformed_next("list_requests", "incomplete")
@@ -214,37 +94,60 @@ def test_fault_huge_and_incomplete(fake: TravisFake) -> None:
         call(fake, "GET", f"/repo/{ENC}/requests")
 
 
-def test_fault_slow_and_drop(fake: TravisFake) -> None:
-    fake.slow_next("list_requests", 0.5)
+def test_slow_answers_wait_in_virtual_seconds_and_drops_close_the_socket(fake: TravisFake) -> None:
+    fake.slow_next("list_requests", 50.0)  # 0.5 s real at this scale
     with pytest.raises(requests.Timeout):
         call(fake, "GET", f"/repo/{ENC}/requests", timeout=0.1)
-    fake.slow_next("list_requests", 0.2)
+    fake.slow_next("list_requests", 5.0)
     assert call(fake, "GET", f"/repo/{ENC}/requests").status_code == 200
     fake.drop_next("list_requests")
     with pytest.raises(requests.ConnectionError):
         call(fake, "GET", f"/repo/{ENC}/requests")
-    assert fake.calls_of("list_requests")[-1].status is None
-    assert fake.calls_of("list_requests")[-1].fault == "drop"
+    last = fake.calls_of("list_requests")[-1]
+    assert (last.status, last.fault) == (None, "drop")
 
 
 @pytest.mark.parametrize("status", [502, None])
-def test_create_then_fail_leaves_request_behind(fake: TravisFake, status: int | None) -> None:
-    fake.process_then_fail_next("create_request", status)
-    if status is None:
-        with pytest.raises(requests.ConnectionError):
-            create(fake, message="build for [codepipeline-job:J-42]")
-    else:
-        assert create(fake, message="build for [codepipeline-job:J-42]").status_code == 502
-    assert fake.created_count(SLUG) == 1
-    (made,) = fake.requests_with("[codepipeline-job:J-42]", SLUG)
-    listing = call(fake, "GET", f"/repo/{ENC}/requests?limit=5").json()
-    assert [r["id"] for r in listing["requests"]] == [made.id]
-    assert "J-42" in listing["requests"][0]["message"]
+def test_create_then_fail_leaves_a_request_behind(status: int | None) -> None:
+    clock = SteppedClock()
+    with TravisFake({SLUG: RepoScript(processing_delay=5)}, clock=clock) as fake:
+        fake.process_then_fail_next("create_request", status)
+        if status is None:
+            with pytest.raises(requests.ConnectionError):
+                create(fake, message="build for [codepipeline-job:J-42]")
+        else:
+            assert create(fake, message="build for [codepipeline-job:J-42]").status_code == 502
+        (made,) = fake.requests_with("[codepipeline-job:J-42]", SLUG)
+        listing = call(fake, "GET", f"/repo/{ENC}/requests?limit=5").json()
+        (entry,) = listing["requests"]
+        # Then the request exists, but Travis shows the marker only once it is processed
+        assert entry["id"] == made.id and entry["commit"] is None and entry["message"] is None
+        clock.advance(5)
+        assert "J-42" in get_request(fake, made.id)["commit"]["message"]
+
+
+def test_slow_create_that_acted_at_once() -> None:
+    # a stepped clock makes the 100 s wait last until the fake stops: no race with the machine
+    fake = TravisFake({SLUG: RepoScript(processing_delay=None)}, clock=SteppedClock()).start()
+    answers: list[int] = []
+    try:
+        fake.add_fault("create_request", Fault(delay=100.0, process_first=True))
+        worker = threading.Thread(target=lambda: answers.append(create(fake).status_code))
+        worker.start()
+        deadline = time.monotonic() + 5
+        while not fake.created_count() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        # Given the answer is still on its way, the request already exists
+        assert fake.created_count() == 1 and worker.is_alive() and answers == []
+    finally:
+        fake.stop()  # wakes the waiting answer
+    worker.join(timeout=5)
+    assert answers == [202]
 
 
 def test_random_faults_are_seeded_and_scoped() -> None:
     def run() -> list[int | None]:
-        with TravisFake({SLUG: RepoScript()}) as fake:
+        with TravisFake({SLUG: RepoScript()}, clock=VirtualClock(0.01)) as fake:
             fake.random_faults(0.5, kinds=["list_requests"], seed=7)
             for _ in range(20):
                 with contextlib.suppress(requests.RequestException):
@@ -257,55 +160,32 @@ def test_random_faults_are_seeded_and_scoped() -> None:
     assert 200 in first and any(s != 200 for s in first)
 
 
-def test_cancel(fake: TravisFake) -> None:
-    fake.add_repo(SLUG, polls_until_done=10, jobs=2)
-    bid = build_of(fake, create(fake).json()["request"]["id"])
-    call(fake, "GET", f"/build/{bid}")
-    resp = call(fake, "POST", f"/build/{bid}/cancel", {})
-    assert resp.status_code == 202
-    body = resp.json()
-    assert body["state_change"] == "cancel" and body["resource_type"] == "build"
-    assert body["build"]["id"] == bid
-    build = call(fake, "GET", f"/build/{bid}").json()
-    assert build["state"] == "canceled" and build["finished_at"]
-    assert {j["state"] for j in build["jobs"]} == {"canceled"}
-    resp = call(fake, "POST", f"/build/{bid}/cancel", {})
-    assert resp.status_code == 409 and resp.json()["error_type"] == "build_not_cancelable"
+def test_real_failure_modes_menu(fake: TravisFake) -> None:
+    # Then the menu holds no Retry-After (Travis never sends one) and has lost answers on create
+    assert all(f.retry_after is None for f in REAL_FAILURE_MODES)
+    assert any(f.process_first and f.drop for f in REAL_FAILURE_MODES)
+    assert any(f.delay > 20.0 for f in REAL_FAILURE_MODES)  # beyond the client's read timeout
+    fake.random_faults(1.0, kinds=["get_build"], seed=1, faults=REAL_FAILURE_MODES)
+    for _ in range(5):
+        with contextlib.suppress(requests.RequestException):
+            call(fake, "GET", "/build/1", timeout=2)
+    assert all(c.fault for c in fake.calls_of("get_build"))
 
 
-def test_listing_newest_first_with_limit_offset_and_previous_state(fake: TravisFake) -> None:
-    fake.add_repo(SLUG, polls_until_build=0, polls_until_done=1, outcome="failed")
-    ids = [create(fake, message=f"m{i}").json()["request"]["id"] for i in range(3)]
-    body = call(fake, "GET", f"/repo/{ENC}/requests?limit=2").json()
-    assert body["@type"] == "requests"
-    assert [r["id"] for r in body["requests"]] == ids[::-1][:2]
-    assert body["requests"][0]["builds"][0]["state"] == "created"
-    body = call(fake, "GET", f"/repo/{ENC}/requests?limit=2&offset=2").json()
-    assert [r["message"] for r in body["requests"]] == ["m0"]
-    builds = fake.builds_for(SLUG)
-    assert [b.number for b in builds] == ["1", "2", "3"]
-    call(fake, "GET", f"/build/{builds[0].id}")
-    assert call(fake, "GET", f"/build/{builds[1].id}").json()["previous_state"] == "failed"
-
-
-@pytest.mark.parametrize(
-    "slug", ["octo%2Fapp", "octo%2fapp", "octo/app", "OCTO%2FAPP", "{repo_id}", "api"]
-)
-def test_slug_spellings(fake: TravisFake, slug: str) -> None:
-    prefix = ""
-    if slug == "api":  # Travis Enterprise serves the API under /api
-        prefix, slug = "/api", ENC
-    slug = slug.format(repo_id=fake.script(SLUG).repo_id)
-    resp = call(fake, "POST", f"{prefix}/repo/{slug}/requests", {"request": {"branch": "b"}})
-    assert resp.status_code == 202
-    rid = resp.json()["request"]["id"]
-    assert call(fake, "GET", f"{prefix}/repo/{slug}/request/{rid}").status_code == 200
-    assert fake.calls[0].slug == SLUG
+def test_new_kinds_can_fail(fake: TravisFake) -> None:
+    assert {"list_builds", "get_log", "get_config"} <= set(KINDS)
+    for kind, path in (("list_builds", f"/repo/{ENC}/builds"), ("get_log", "/job/1/log.txt")):
+        fake.fail_next(kind, 500)
+        assert call(fake, "GET", path).status_code == 500
+    fake.fail_next("get_config", 503)
+    assert call(fake, "GET", "/config", headers={"User-Agent": "w/1"}).status_code == 503
+    with pytest.raises(ValueError, match="unknown kind"):
+        fake.fail_next("restart_build")
 
 
 def test_header_problems_are_recorded(fake: TravisFake) -> None:
     resp = requests.get(f"{fake.base_url}/repo/{ENC}/requests", timeout=5)
-    assert resp.status_code == 400
+    assert resp.status_code == 404  # no v3 header: the legacy API
     assert set(fake.calls[0].header_problems) == {
         "missing_api_version",
         "missing_authorization",
@@ -319,23 +199,43 @@ def test_header_problems_are_recorded(fake: TravisFake) -> None:
     )
     assert raw.status_code == 202
     assert fake.calls[1].header_problems == ["accept_not_json", "bad_content_type"]
-    assert fake.calls[1].body == {"request": {"branch": "main"}}
-    assert fake.calls[1].token_present and fake.calls[1].token_sha == token_fingerprint(
-        DEFAULT_TOKEN
-    )
-    assert DEFAULT_TOKEN not in repr(fake.calls)
     create(fake)
     assert fake.calls[2].header_problems == []
+    call(fake, "GET", "/config")
+    assert fake.calls[3].header_problems == ["api_version_on_legacy_config"]
+    assert fake.header_problems()[0] == ("list_requests", "missing_api_version")
 
 
-def test_concurrent_creates_are_thread_safe(fake: TravisFake) -> None:
-    fake.add_repo(SLUG, rate_limit=100)
+def test_recordings_hold_fingerprints_never_tokens(fake: TravisFake) -> None:
+    fake.add_token("narrow-secret", [SLUG])
+    create(fake)
+    create(fake, headers={**HEADERS, "Authorization": "token narrow-secret"})
+    call(fake, "GET", "/build/1", headers={**HEADERS, "Authorization": "token wrong-secret"})
+    assert [c.token_sha for c in fake.calls] == [
+        token_fingerprint(DEFAULT_TOKEN),
+        token_fingerprint("narrow-secret"),
+        token_fingerprint("wrong-secret"),
+    ]
+    assert [r.token_sha for r in fake.requests_for(SLUG)] == [
+        token_fingerprint(DEFAULT_TOKEN),
+        token_fingerprint("narrow-secret"),
+    ]
+    text = repr(fake.calls) + repr(fake.requests_for())
+    assert "secret" not in text.replace(token_fingerprint("narrow-secret"), "")
+    assert DEFAULT_TOKEN not in text
+    fake.reset_calls()
+    assert fake.calls == []
+
+
+def test_concurrent_clients_are_served_consistently(fake: TravisFake) -> None:
+    fake.add_repo(SLUG, rate_limit=200, processing_delay=0)
     errors: list[BaseException] = []
 
     def worker() -> None:
         try:
             for _ in range(5):
                 assert create(fake).status_code == 202
+                assert call(fake, "GET", f"/repo/{ENC}/requests?limit=3").status_code == 200
         except BaseException as exc:  # surfaced below
             errors.append(exc)
 
@@ -347,3 +247,34 @@ def test_concurrent_creates_are_thread_safe(fake: TravisFake) -> None:
     assert errors == []
     made = fake.requests_for(SLUG)
     assert len(made) == 40 == len({r.id for r in made})
+    numbers = sorted(int(b.number) for b in fake.builds_for(SLUG))
+    assert numbers == list(range(1, 41))
+
+
+def test_start_stop_is_quick_and_restartable() -> None:
+    began = time.monotonic()
+    fake = TravisFake({SLUG: RepoScript()}).start()
+    first = fake.port
+    fake.stop()
+    fake.start()
+    assert call(fake, "GET", f"/repo/{ENC}/requests").status_code == 200
+    fake.stop()
+    assert first > 0 and time.monotonic() - began < 2.0
+
+
+def test_auto_repos(clock: VirtualClock) -> None:
+    with TravisFake(auto_repos=True, clock=clock) as fake:
+        fake.auto_template = RepoScript(processing_delay=None)
+        assert create(fake, "any%2Fthing").status_code == 202
+        assert fake.script("any/thing").processing_delay is None
+        assert create(fake, "nothing").status_code == 404
+
+
+def test_compatibility_shim_exports_the_old_names() -> None:
+    from local import travis, travis_fake
+
+    for name in (
+        "TravisFake", "RepoScript", "Fault", "RANDOM_FAULTS", "DEFAULT_TOKEN", "ALL", "KINDS",
+        "OUTCOMES", "token_fingerprint", "RecordedCall", "TravisRequest", "TravisBuild",
+    ):  # fmt: skip
+        assert getattr(travis_fake, name) is getattr(travis, name)
