@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import os
+import sys
 
 from aws_cdk import App, Environment, Validations
 from cdk_nag import AwsSolutionsChecks
 
+from stacks.config import ConfigError
 from stacks.worker_stack import TravisWorkerStack
 
 
@@ -24,9 +26,25 @@ def build_app(outdir: str | None = None, context: dict[str, object] | None = Non
         ),
         description="Serverless AWS CodePipeline custom-action worker for Travis CI",
     )
+    if app.node.try_get_context("examplePipeline") in (True, "true", "1", "yes"):
+        from stacks.example_pipeline import ExamplePipelineStack
+
+        ExamplePipelineStack(
+            app,
+            f"{stack_name}-ExamplePipeline",
+            env=Environment(
+                account=os.environ.get("CDK_DEFAULT_ACCOUNT"),
+                region=os.environ.get("CDK_DEFAULT_REGION"),
+            ),
+        )
     Validations.of(app).add_plugins(AwsSolutionsChecks(app))
     return app
 
 
 if __name__ == "__main__":
-    build_app(outdir=os.environ.get("CDK_OUTDIR") or None).synth()
+    try:
+        build_app(outdir=os.environ.get("CDK_OUTDIR") or None).synth()
+    except ConfigError as error:
+        # One clean line naming the key, not a 20-line traceback.
+        print(f"Error: {error}", file=sys.stderr)
+        sys.exit(2)

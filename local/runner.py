@@ -1,25 +1,26 @@
 """Run the whole worker on one machine: the synthesized state machine, the real handlers, emulators.
 
 Nothing inside the worker is faked. The state machine definition comes from the synthesized
-template and runs in moto's Step Functions interpreter; each Lambda task is routed in-process to the
-real handler named in the template, with that function's environment from the template; the
-handlers reach CodePipeline through the job-API emulator over HTTP (real botocore serialization),
-Travis through the Travis fake over HTTP, and Secrets Manager through moto. The poller is driven the
-way EventBridge would: schedule ticks and "action started" events.
+template and runs in moto's Step Functions interpreter; each Lambda invocation is routed
+in-process to the real handler named in the template, with that function's environment from the
+template; the handlers reach CodePipeline through the job-API emulator over HTTP (real botocore
+serialization), Travis through the Travis fake over HTTP, and Secrets Manager, DynamoDB, Lambda and
+S3 through moto. EventBridge is played by the runner: schedule ticks and CodePipeline's action
+events go to the poller and the abandon handler, Step Functions status changes to the reaper, and
+the webhook receiver's function URL is an HTTP server on 127.0.0.1.
 
-Waits and retry intervals can be compressed (`time_scale`), but the seconds the state machine asked
-for are recorded so the poll schedule can be checked.
+The run has one virtual clock (`local.clock`): Travis's build timelines, the emulator's timeouts,
+the state machine's waits and the worker's own clock all read it, compressed by `time_scale`. The
+seconds the state machine asked for are recorded.
 """
 
 from __future__ import annotations
 
-import importlib
 import io
 import json
 import logging
 import os
 import sys
-import tempfile
 import threading
 import time
 import traceback
@@ -27,52 +28,31 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 from unittest import mock
 
 import boto3
 from moto import mock_aws
 
+from local.clock import VirtualClock
 from local.codepipeline_emulator import ActionRun, CodePipelineEmulator
-from local.template import (
-    DEFAULT_ACCOUNT,
-    DEFAULT_REGION,
-    lambda_functions,
-    placeholder_function_arn,
-    resolve,
-    resources_of_type,
-    state_machine_definition,
-)
+from local.deployment import ROOT, DeployedFunction, Deployment, synthesize
+from local.function_url import FunctionUrl
+from local.moto_patches import atomic_start_execution, compressed_time, routed_lambda
+from local.template import DEFAULT_REGION, placeholder_function_arn
 from local.travis_fake import DEFAULT_TOKEN, TravisFake
 
-ROOT = Path(__file__).resolve().parent.parent
+__all__ = ["DeployedFunction", "LambdaContext", "LocalWorker", "synthesize"]
+
 # The handlers import `worker` from the code asset's root, as in Lambda's /var/task.
 if str(ROOT / "lambdas") not in sys.path:
     sys.path.insert(0, str(ROOT / "lambdas"))
-BUILD_DIR = ROOT / ".build"
 SCHEDULE_EVENT = {"detail-type": "Scheduled Event", "source": "aws.events", "detail": {}}
-
-
-# --------------------------------------------------------------------------- synthesis
-
-
-def synthesize(context: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Synthesize the CDK app (cdk-nag included) and return the stack's template.
-
-    The cloud assembly goes to a temporary folder that is removed: only the template is needed.
-    """
-    os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
-    from app import build_app  # imported late: jsii starts a node process
-
-    BUILD_DIR.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="synth-", dir=BUILD_DIR) as outdir:
-        app = build_app(outdir=outdir, context=dict(context or {}))
-        (stack,) = app.synth().stacks
-        return dict(stack.template)
-
-
-# --------------------------------------------------------------------------- observations
+DEFAULT_TIME_SCALE = 0.01  # a 15 s wait takes 0.15 s; a 10-minute build 6 s
+# CodePipeline hands an unacknowledged job out again after a while it does not document; minutes
+# here, so a claim that takes a few real milliseconds (seconds of compressed time) is not raced.
+REDELIVERY_SECONDS = 300.0
+ENDED_WITHOUT_RESULT = frozenset({"FAILED", "TIMED_OUT", "ABORTED"})
 
 
 @dataclass
@@ -84,17 +64,20 @@ class Invocation:
     started: float
     duration: float
     error: str | None
+    virtual_started: float = 0.0  # on the run's virtual clock
 
 
 @dataclass
 class Observations:
-    """What the runner saw, for tests, the demo and the soak report."""
+    """What the runner saw, for tests, the demo, the soak and the bench."""
 
     invocations: list[Invocation] = field(default_factory=list)
     waits: list[float] = field(default_factory=list)  # Wait state seconds requested
+    parks: list[float] = field(default_factory=list)  # park timeouts requested (seconds)
     retry_intervals: list[float] = field(default_factory=list)  # Retry seconds requested
     client_backoffs: list[float] = field(default_factory=list)  # in-Lambda retry waits
     poller_summaries: list[dict[str, Any]] = field(default_factory=list)
+    reaped: list[dict[str, Any]] = field(default_factory=list)  # reaper answers
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, kind: str, value: Any) -> None:
@@ -132,27 +115,9 @@ class LambdaContext:
         return int((self.timeout_seconds - (time.monotonic() - self.started)) * 1000)
 
 
-@dataclass(frozen=True)
-class DeployedFunction:
-    logical_id: str
-    handler: str
-    timeout_seconds: int
-    environment: dict[str, Any]
-
-    def load(self) -> Callable[[dict[str, Any], Any], Any]:
-        module, _, name = self.handler.rpartition(".")
-        handler: Callable[[dict[str, Any], Any], Any] = getattr(
-            importlib.import_module(module), name
-        )
-        return handler
-
-
 # Hooks for fault injection: called around every routed invocation.
 InvocationHook = Callable[[DeployedFunction, dict[str, Any]], None]
 ResultHook = Callable[[DeployedFunction, dict[str, Any], Any], None]
-
-
-# --------------------------------------------------------------------------- the runner
 
 
 class LocalWorker:
@@ -165,27 +130,38 @@ class LocalWorker:
         emulator: CodePipelineEmulator | None = None,
         travis: TravisFake | None = None,
         default_token: str = DEFAULT_TOKEN,
-        time_scale: float = 0.0,
+        time_scale: float = DEFAULT_TIME_SCALE,
+        clock: VirtualClock | None = None,
         env_overrides: Mapping[str, str] | None = None,
+        deliver_action_events: bool = True,
     ) -> None:
+        """`clock`: the run's virtual clock; give the same one to a Travis fake or an emulator
+        you make yourself (the defaults made here use it)."""
         self.template = template
-        self.emulator = emulator or CodePipelineEmulator(redelivery_timeout_seconds=30.0)
-        self.travis = travis or TravisFake(auto_repos=True)
+        self.clock = clock or VirtualClock(time_scale)
+        self.time_scale = self.clock.scale
+        self.emulator = emulator or CodePipelineEmulator(
+            redelivery_timeout_seconds=REDELIVERY_SECONDS, clock=self.clock
+        )
+        self.travis = travis or TravisFake(auto_repos=True, clock=self.clock)
         self.default_token = default_token
-        self.time_scale = time_scale
         self.env_overrides = dict(env_overrides or {})
+        self.deliver_action_events = deliver_action_events
+        self.deployment = Deployment(template)
+        self.functions = self.deployment.functions
         self.observations = Observations()
         self.log_buffer = io.StringIO()
         self.before_invoke: list[InvocationHook] = []
         self.after_invoke: list[ResultHook] = []
-        self.functions = self._deployed_functions()
-        self.state_machine_arn = ""
-        self.secret_arn = ""
         self._stack = ExitStack()
         self._sweepers: list[threading.Thread] = []
         self._deliveries: list[threading.Thread] = []
         self._sweeping = threading.Event()
+        self._running = threading.Event()
+        self._lock = threading.Lock()
         self._log_lock = threading.Lock()
+        self._reaped: set[str] = set()
+        self.function_url: FunctionUrl | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -203,19 +179,36 @@ class LocalWorker:
                 }
             )
         )
-        stack.enter_context(self._route_lambda_invocations())
-        stack.enter_context(_atomic_start_execution())
-        stack.enter_context(self._compress_waits())
-        self._deploy()
-        stack.enter_context(_patched_env(self._function_environment()))
+        stack.enter_context(routed_lambda(self._route))
+        stack.enter_context(atomic_start_execution())
+        stack.enter_context(compressed_time(self.time_scale, self.observations.add))
+        stack.enter_context(self._worker_clock())
+        self.deployment.create_in_moto(self.default_token)
+        self.emulator.create_artifact_bucket()
+        webhook = self.deployment.function("webhook")
+        if webhook is not None:
+            self.function_url = stack.enter_context(
+                FunctionUrl(lambda event: self._call(webhook, event))
+            )
+        environment = self.deployment.environment(
+            self.function_url.url if self.function_url else "", self.travis.base_url
+        )
+        environment.update(self.env_overrides)
+        stack.enter_context(_patched_env(environment))
         stack.enter_context(self._capture_logs())
+        self._running.set()
+        self._start_status_watch()
         stack.callback(self.stop_sweeper)
         self.emulator.register_action_type(self.action_type)
+        if self.deliver_action_events:
+            self.emulator.add_action_listener(self._on_action_event)
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop_sweeper()
         self._stop_running_executions()
+        self._running.clear()
+        self.clock.release()
         self._stack.close()
 
     def _stop_running_executions(self) -> None:
@@ -224,6 +217,8 @@ class LocalWorker:
             sfn = boto3.client("stepfunctions", region_name=DEFAULT_REGION)
             for execution in self.executions():
                 if execution["status"] == "RUNNING":
+                    with self._lock:
+                        self._reaped.add(execution["executionArn"])  # not a case for the reaper
                     sfn.stop_execution(
                         executionArn=execution["executionArn"], error="LocalRunnerStopped"
                     )
@@ -234,51 +229,21 @@ class LocalWorker:
 
     @property
     def action_type(self) -> dict[str, str]:
-        (resource,) = resources_of_type(
-            self.template, "AWS::CodePipeline::CustomActionType"
-        ).values()
-        props = resource["Properties"]
-        return {
-            "owner": "Custom",
-            "category": props["Category"],
-            "provider": props["Provider"],
-            "version": props["Version"],
-        }
+        return self.deployment.action_type
 
-    def _deployed_functions(self) -> dict[str, DeployedFunction]:
-        return {
-            logical_id: DeployedFunction(
-                logical_id=logical_id,
-                handler=str(props["Handler"]),
-                timeout_seconds=int(props.get("Timeout", 3)),
-                environment=dict((props.get("Environment") or {}).get("Variables") or {}),
-            )
-            for logical_id, props in lambda_functions(self.template).items()
-        }
+    @property
+    def state_machine_arn(self) -> str:
+        return self.deployment.state_machine_arn
+
+    @property
+    def secret_arn(self) -> str:
+        return self.deployment.secret_arn
 
     @property
     def poller(self) -> DeployedFunction:
-        (poller,) = [f for f in self.functions.values() if f.handler.endswith("poller.handler")]
+        poller = self.deployment.function("poller")
+        assert poller is not None  # noqa: S101 - every template has one
         return poller
-
-    def _deploy(self) -> None:
-        """Create in moto what the template declares and the local run needs."""
-        secrets = boto3.client("secretsmanager", region_name=DEFAULT_REGION)
-        self.secret_arn = secrets.create_secret(
-            Name="travis-worker-token", SecretString=json.dumps({"token": self.default_token})
-        )["ARN"]
-        sfn = boto3.client("stepfunctions", region_name=DEFAULT_REGION)
-        definition = state_machine_definition(self.template)
-        machine_id = next(
-            iter(resources_of_type(self.template, "AWS::StepFunctions::StateMachine"))
-        )
-        name = self.template["Resources"][machine_id]["Properties"].get("StateMachineName")
-        self.state_machine_arn = sfn.create_state_machine(
-            name=str(name or "TravisWorker"),
-            definition=json.dumps(definition),
-            roleArn=f"arn:aws:iam::{DEFAULT_ACCOUNT}:role/TravisWorkerStateMachine",
-            type="STANDARD",
-        )["stateMachineArn"]
 
     def _base_environment(self) -> dict[str, str]:
         return {
@@ -287,77 +252,39 @@ class LocalWorker:
             "AWS_ACCESS_KEY_ID": "testing",
             "AWS_SECRET_ACCESS_KEY": "testing",
             "AWS_ENDPOINT_URL_CODEPIPELINE": self.emulator.endpoint_url,
-            "POWERTOOLS_TRACE_DISABLED": "true",  # no X-Ray daemon here
             "POWERTOOLS_METRICS_DISABLED": "false",  # EMF lines go to the captured logs
         }
 
-    def _function_environment(self) -> dict[str, str]:
-        """The functions' environment from the template, with tokens resolved for this run.
+    # --- invocations -----------------------------------------------------------------------
 
-        All step functions share one environment and the poller's is a superset (checked here),
-        so one process environment serves every in-process invocation faithfully.
-        """
-        merged: dict[str, Any] = {}
-        for function in self.functions.values():
-            for key, value in function.environment.items():
-                if key in merged and merged[key] != value:
-                    raise RuntimeError(
-                        f"functions disagree on {key}: cannot run them in one process"
-                    )
-                merged[key] = value
-        state_machine_id = next(
-            iter(resources_of_type(self.template, "AWS::StepFunctions::StateMachine"))
-        )
-        secrets = resources_of_type(self.template, "AWS::SecretsManager::Secret")
+    def _route(
+        self,
+        logical_id: str,
+        event: dict[str, Any],
+        response_headers: dict[str, str],
+        asynchronous: bool,
+    ) -> bytes:
+        function = self.functions[logical_id]
+        if asynchronous:
+            # Lambda queues an Event invocation and answers 202 at once.
+            self._deliver(lambda: self._call(function, event, swallow=True))
+            return b""
+        return self._invoke(function, event, response_headers)
 
-        def resolve_ref(logical_id: str, attribute: str | None) -> str:
-            if logical_id == state_machine_id and attribute is None:
-                return self.state_machine_arn
-            if logical_id in secrets and attribute is None:
-                return self.secret_arn
-            pseudo = {
-                "AWS::Partition": "aws",
-                "AWS::Region": DEFAULT_REGION,
-                "AWS::AccountId": DEFAULT_ACCOUNT,
-            }
-            if logical_id in pseudo:
-                return pseudo[logical_id]
-            raise RuntimeError(f"cannot resolve {logical_id}.{attribute} locally")
-
-        resolved = {key: str(resolve(value, resolve_ref)) for key, value in merged.items()}
-        if resolved.get("STATE_MACHINE_ARN", self.state_machine_arn) != self.state_machine_arn:
-            raise RuntimeError("the poller's STATE_MACHINE_ARN does not name the state machine")
-        # Travis lives on 127.0.0.1 here: make the fake the default (and trusted) endpoint.
-        resolved["TRAVIS_DEFAULT_ENDPOINT"] = self.travis.base_url
-        resolved.update(self.env_overrides)
-        return resolved
-
-    # --- routing Lambda invocations -------------------------------------------------------------
-
-    @contextmanager
-    def _route_lambda_invocations(self) -> Iterator[None]:
-        runner = self
-
-        def invoke(  # noqa: PLR0917 - moto's signature
-            backend: Any,
-            function_name: str,
-            qualifier: Any,
-            body: Any,
-            headers: Any,
-            response_headers: dict[str, str],
-        ) -> bytes:
-            logical_id = function_name.rsplit(":", 1)[-1]
-            function = runner.functions[logical_id]
-            payload = json.loads(body) if body else {}
-            return runner._invoke(function, payload, response_headers)
-
-        with mock.patch("moto.awslambda_simple.models.LambdaSimpleBackend.invoke", invoke):
-            yield
+    def _call(
+        self, function: DeployedFunction, event: dict[str, Any], swallow: bool = False
+    ) -> Any:
+        headers: dict[str, str] = {}
+        body = json.loads(self._invoke(function, event, headers) or b"null")
+        if "x-amz-function-error" in headers and not swallow:
+            raise RuntimeError(f"{function.logical_id} failed: {body}")
+        return body
 
     def _invoke(
         self, function: DeployedFunction, event: dict[str, Any], response_headers: dict[str, str]
     ) -> bytes:
         started = time.monotonic()
+        virtual = self.clock.now()
         context = LambdaContext(function.logical_id, function.timeout_seconds)
         error: str | None = None
         try:
@@ -387,47 +314,36 @@ class LocalWorker:
                     started,
                     time.monotonic() - started,
                     error,
+                    virtual,
                 ),
             )
 
-    # --- time --------------------------------------------------------------------------------
+    def _deliver(self, work: Callable[[], Any]) -> None:
+        thread = threading.Thread(target=work, name="delivery", daemon=True)
+        with self._lock:
+            self._deliveries.append(thread)
+        thread.start()
+
+    # --- time and logs ---------------------------------------------------------------------------
 
     @contextmanager
-    def _compress_waits(self) -> Iterator[None]:
-        runner = self
+    def _worker_clock(self) -> Iterator[None]:
+        """The worker's `worker.clock` reads the run's virtual clock; in-Lambda retry waits are
+        recorded."""
+        from worker import clock as worker_clock
 
-        def wait_interval(wait_function: Any, env: Any, wait_seconds: int) -> None:
-            runner.observations.add("waits", float(wait_seconds))
-            time.sleep(max(0.0, wait_seconds * runner.time_scale))
+        def sleep(seconds: float) -> None:
+            self.observations.add("client_backoffs", float(seconds))
+            self.clock.sleep(seconds)
 
-        real_sleep = time.sleep
-
-        def retry_sleep(seconds: float) -> None:
-            runner.observations.add("retry_intervals", float(seconds))
-            real_sleep(max(0.0, seconds * runner.time_scale))
-
-        def client_sleep(seconds: float) -> None:
-            runner.observations.add("client_backoffs", float(seconds))
-            real_sleep(max(0.0, seconds * runner.time_scale))
-
+        worker_clock.use(self.clock.now, sleep)
         worker_time = mock.Mock(wraps=time)
-        worker_time.sleep = client_sleep
-        wait_path = (
-            "moto.stepfunctions.parser.asl.component.state.wait.wait_function."
-            "wait_function.WaitFunction._wait_interval"
-        )
-        retry_module = "moto.stepfunctions.parser.asl.component.common.retry.retrier_decl"
-        retry_time = mock.Mock(wraps=time)
-        retry_time.sleep = retry_sleep
-        with (
-            mock.patch(wait_path, wait_interval),
-            mock.patch(f"{retry_module}.time", retry_time),
-            mock.patch("worker.retry.time", worker_time),
-            mock.patch("worker.poller.time", worker_time),
-        ):
-            yield
-
-    # --- logs ------------------------------------------------------------------------------
+        worker_time.sleep = self.clock.sleep
+        try:
+            with mock.patch("worker.poller.time", worker_time):
+                yield
+        finally:
+            worker_clock.reset()
 
     @contextmanager
     def _capture_logs(self) -> Iterator[None]:
@@ -438,6 +354,7 @@ class LocalWorker:
         # singletons may have been imported earlier, so give them the template's names now.
         metrics.namespace = os.environ.get("POWERTOOLS_METRICS_NAMESPACE")
         metrics.service = os.environ.get("POWERTOOLS_SERVICE_NAME")
+        logger.append_keys(service=os.environ.get("POWERTOOLS_SERVICE_NAME"))
         handler = logger.registered_handler
         if not isinstance(handler, logging.StreamHandler):
             raise TypeError("Powertools Logger is expected to log through a StreamHandler")
@@ -460,7 +377,29 @@ class LocalWorker:
         with self._log_lock:
             return self.log_buffer.getvalue()
 
-    # --- driving the poller ---------------------------------------------------------------------
+    def log_records(self) -> list[dict[str, Any]]:
+        """The captured JSON log lines (EMF metric lines included), parsed."""
+        records = []
+        for line in self.logs.splitlines():
+            try:
+                records.append(json.loads(line))
+            except ValueError:
+                continue
+        return records
+
+    def metric_total(self, name: str, **dimensions: str) -> float:
+        """The sum of an EMF metric over the run (optionally for some dimension values)."""
+        total = 0.0
+        for record in self.log_records():
+            if name not in record or "_aws" not in record:
+                continue
+            if any(record.get(k) != v for k, v in dimensions.items()):
+                continue
+            value = record[name]
+            total += sum(value) if isinstance(value, list) else float(value)
+        return total
+
+    # --- EventBridge's part ----------------------------------------------------------------------
 
     def poll(self, event: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Invoke the poller once, as EventBridge would (default: a schedule tick)."""
@@ -477,16 +416,58 @@ class LocalWorker:
         as EventBridge does (the pipeline does not wait for its consumers)."""
         if state == "STARTED":
             event = self.emulator.eventbridge_event(run, "STARTED")
-            delivery = threading.Thread(target=self.poll, args=(event,), name="eventbridge")
-            with self._log_lock:
-                self._deliveries.append(delivery)
-            delivery.start()
+            self._deliver(lambda: self.poll(event))
+
+    def _on_action_event(self, state: str, run: ActionRun) -> None:
+        """ABANDONED and CANCELED action events go to the abandon handler (the stack's
+        ActionAbandoned rule)."""
+        abandon = self.deployment.function("abandon")
+        if state in ("ABANDONED", "CANCELED") and abandon is not None:
+            event = self.emulator.eventbridge_event(run, state)
+            self._deliver(lambda: self._call(abandon, event, swallow=True))
+
+    def _start_status_watch(self) -> None:
+        """Step Functions' "Execution Status Change" events for FAILED, TIMED_OUT and ABORTED
+        executions go to the reaper (the stack's ExecutionEnded rule)."""
+        reaper = self.deployment.function("reaper")
+        if reaper is None:
+            return
+
+        def watch() -> None:
+            while self._running.is_set():
+                try:
+                    executions = self.executions()
+                except Exception:
+                    return
+                for execution in executions:
+                    arn = execution["executionArn"]
+                    if execution["status"] not in ENDED_WITHOUT_RESULT:
+                        continue
+                    with self._lock:
+                        if arn in self._reaped:
+                            continue
+                        self._reaped.add(arn)
+                    event = {
+                        "source": "aws.states",
+                        "detail-type": "Step Functions Execution Status Change",
+                        "detail": {
+                            "executionArn": arn,
+                            "stateMachineArn": self.state_machine_arn,
+                            "name": execution["name"],
+                            "status": execution["status"],
+                        },
+                    }
+                    answer = self._call(reaper, event, swallow=True)
+                    self.observations.add("reaped", {"execution": arn, "answer": answer})
+                time.sleep(0.05)
+
+        thread = threading.Thread(target=watch, name="status-watch", daemon=True)
+        thread.start()
+        self._stack.callback(thread.join, 5)
 
     def start_sweeper(self, interval: float) -> None:
-        """Schedule ticks every `interval` seconds in the background (the rate(1 minute) rule).
-
-        Call it twice for two pollers sweeping at once.
-        """
+        """Schedule ticks every `interval` real seconds in the background (the rate(1 minute)
+        rule). Call it twice for two pollers sweeping at once."""
         self._sweeping.set()
 
         def sweep() -> None:
@@ -499,11 +480,11 @@ class LocalWorker:
         thread.start()
 
     def stop_sweeper(self) -> None:
-        """Stop the schedule and wait for event deliveries still polling."""
+        """Stop the schedule and wait for event deliveries still running."""
         self._sweeping.clear()
         while self._sweepers:
             self._sweepers.pop().join(timeout=30)
-        with self._log_lock:
+        with self._lock:
             deliveries, self._deliveries = self._deliveries, []
         for delivery in deliveries:
             delivery.join(timeout=30)
@@ -525,6 +506,14 @@ class LocalWorker:
         sfn = boto3.client("stepfunctions", region_name=DEFAULT_REGION)
         pages = sfn.get_paginator("get_execution_history").paginate(executionArn=execution_arn)
         return [e for page in pages for e in page["events"]]
+
+    def end_state(self, execution_arn: str) -> str | None:
+        """The name of the last state an execution entered (its end state once it ended)."""
+        for event in reversed(self.history(execution_arn)):
+            details = event.get("stateEnteredEventDetails")
+            if details:
+                return str(details["name"])
+        return None
 
     def running(self) -> int:
         return sum(1 for e in self.executions() if e["status"] == "RUNNING")
@@ -575,26 +564,6 @@ class _LockedWriter(io.TextIOBase):
     def write(self, text: str) -> int:
         with self._lock:
             return self._buffer.write(text)
-
-
-@contextmanager
-def _atomic_start_execution() -> Iterator[None]:
-    """Make moto's StartExecution atomic, as AWS's is.
-
-    moto checks for an execution of the same name and then appends the new one without a lock, so
-    two concurrent pollers could both start "the same" execution; AWS never lets that happen.
-    """
-    from moto.stepfunctions.parser.models import StepFunctionsParserBackend
-
-    original = StepFunctionsParserBackend.start_execution
-    lock = threading.Lock()
-
-    def start_execution(self: Any, *args: Any, **kwargs: Any) -> Any:
-        with lock:
-            return original(self, *args, **kwargs)
-
-    with mock.patch.object(StepFunctionsParserBackend, "start_execution", start_execution):
-        yield
 
 
 @contextmanager

@@ -1,7 +1,8 @@
 """`TravisBuildAction`: use the worker's custom action from a CDK pipeline.
 
-CDK has no ready-made action class for custom action types; this is the small `Action` subclass a
-pipeline app needs. Copy this file into your pipeline app (it depends on aws-cdk-lib only).
+CDK has no ready-made action class for custom action types; this is the `Action` subclass a
+pipeline app needs. It ships in the worker's package (`pip install codepipeline-travis-worker`,
+`from codepipeline_travis_worker import TravisBuildAction`) and depends on aws-cdk-lib only.
 """
 
 from __future__ import annotations
@@ -11,9 +12,35 @@ from typing import Any
 from aws_cdk import aws_codepipeline as codepipeline
 from constructs import Construct
 
+_CATEGORIES = {
+    "build": codepipeline.ActionCategory.BUILD,
+    "test": codepipeline.ActionCategory.TEST,
+    "deploy": codepipeline.ActionCategory.DEPLOY,
+    "invoke": codepipeline.ActionCategory.INVOKE,
+    "approval": codepipeline.ActionCategory.APPROVAL,
+    "source": codepipeline.ActionCategory.SOURCE,
+}
+
+
+def action_category(category: str | codepipeline.ActionCategory) -> codepipeline.ActionCategory:
+    """`"Build"`, `"test"` or an `ActionCategory`: what the worker's `category` context says."""
+    if isinstance(category, codepipeline.ActionCategory):
+        return category
+    try:
+        return _CATEGORIES[str(category).strip().lower()]
+    except KeyError:
+        raise ValueError(
+            f"category must be one of {', '.join(c.capitalize() for c in _CATEGORIES)}, "
+            f"not {category!r}"
+        ) from None
+
 
 class TravisBuildAction(codepipeline.Action):
-    """A pipeline action of the worker's custom type (owner Custom, provider Travis by default)."""
+    """A pipeline action of the worker's custom type (owner Custom, provider Travis by default).
+
+    `output`, when given, receives the worker's build report (`build-report.json` in a zip:
+    build id, number, URL, state, commit, duration, jobs) once the build passed.
+    """
 
     def __init__(
         self,
@@ -25,22 +52,25 @@ class TravisBuildAction(codepipeline.Action):
         branch: str,
         endpoint: str | None = None,
         output: codepipeline.Artifact | None = None,
-        category: codepipeline.ActionCategory = codepipeline.ActionCategory.TEST,
+        category: str | codepipeline.ActionCategory = "Test",
         provider: str = "Travis",
         version: str = "1",
         run_order: int | None = None,
         variables_namespace: str | None = None,
     ) -> None:
         super().__init__()
+        for name, value in (("owner", owner), ("project_name", project_name), ("branch", branch)):
+            if not isinstance(value, str) or not value.strip():
+                raise ValueError(f"TravisBuildAction: {name} must be a non-empty string")
         self._properties = codepipeline.ActionProperties(
             action_name=action_name,
             artifact_bounds=codepipeline.ActionArtifactBounds(
                 min_inputs=0, max_inputs=1, min_outputs=0, max_outputs=1
             ),
-            category=category,
-            provider=provider,
+            category=action_category(category),
+            provider=str(provider),
             owner="Custom",
-            version=version,
+            version=str(version),
             inputs=[input],
             outputs=[output] if output else None,
             run_order=run_order,

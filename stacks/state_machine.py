@@ -1,9 +1,16 @@
 """The two-phase state machine definition (see ARCHITECTURE.md, "Flow").
 
-Claim → (lost: end quietly) → phase 1 (no continuation): Submit → Resolve ⇄ Wait → PublishLink
-                              phase 2 (continuation):    Watch ⇄ Wait → Report
+Claim → (not ours: NotClaimed)
+  phase 1 (no continuation): Submit → Resolve ⇄ WaitForBuild → PublishLink → LinkPublished
+  phase 2 (continuation):    Watch ⇄ WaitForProgress → Report → BuildPassed | BuildFailed
+                                   → HandOver → HandedOver (progress to the console, next job)
+  abandoned: Cancel → Abandoned;  CodePipeline refuses results: Cancel → JobGone
 Every step after Claim has a catch-all to ReportFailure, so a claimed job always gets a result.
 Claim has none: before the claim the execution owns nothing, and must not touch the job.
+
+Waits are `.waitForTaskToken` park tasks whose timeout is the next look: a woken task (abandoned,
+Travis webhook) continues at once, a timed-out one looks as scheduled. Each execution ends in a
+state that names what happened, so the history tells an operator at a glance.
 """
 
 from __future__ import annotations
@@ -17,12 +24,17 @@ from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 # Our failure class that means "a dependency is unavailable, try the step again later"
-# (worker.failures.ServiceUnavailable); the step is idempotent, so retrying is safe.
+# (worker.failures.ServiceUnavailable); the steps are idempotent, so retrying is safe.
 RETRYABLE_ERROR = "ServiceUnavailable"
+# A build request that may be this job's is not processed by Travis yet (worker.failures).
+PENDING_ERROR = "RequestPending"
 # A step that timed out or crashed may have done its side effect; steps are idempotent.
 CRASH_ERRORS = ["States.Timeout", "Sandbox.Timedout", "Lambda.Unknown"]
 # Lambda throttling is not in CDK's default service-exception retry.
 THROTTLED_ERRORS = ["Lambda.TooManyRequestsException"]
+# The run was abandoned / CodePipeline refuses results (worker.failures.ActionEnded).
+ABANDONED_ERROR = "ActionAbandoned"
+GONE_ERROR = "JobGone"
 
 
 @dataclass(frozen=True)
@@ -34,35 +46,58 @@ class StepFunctions:
     resolve: lambda_.IFunction
     publish: lambda_.IFunction
     watch: lambda_.IFunction
+    park: lambda_.IFunction
     report: lambda_.IFunction
     report_failure: lambda_.IFunction
+    cancel: lambda_.IFunction
 
 
-@dataclass(frozen=True)
-class HandOver:
-    """After the link is published, wake the poller for the continuation job CodePipeline
-    creates, instead of leaving it to the next sweep (up to a minute later)."""
-
-    poller: lambda_.IFunction
-    action_type: dict[str, str]
-
-
-def build_definition(scope: Construct, steps: StepFunctions, hand_over: HandOver) -> sfn.IChainable:
+def build_definition(scope: Construct, steps: StepFunctions) -> sfn.IChainable:
     """The state machine's states, wired together."""
+    job_gone = sfn.Succeed(
+        scope, "JobGone", comment="CodePipeline no longer takes results for this job."
+    )
+    abandoned = sfn.Succeed(
+        scope, "Abandoned", comment="The pipeline run was stopped and abandoned."
+    )
+
     report_failure = _invoke(
         scope, "ReportFailure", steps.report_failure, "$.reported", attempts=8, max_delay_minutes=10
     )
-    report_failure.next(sfn.Succeed(scope, "FailureReported"))
+    report_failure.next(
+        sfn.Choice(scope, "FailureReported?")
+        .when(sfn.Condition.string_equals("$.reported.result", "gone"), job_gone)
+        .otherwise(
+            sfn.Succeed(
+                scope, "ReportedFailure", comment="CodePipeline has the classified failure."
+            )
+        )
+    )
 
     def guarded(task: tasks.LambdaInvoke) -> tasks.LambdaInvoke:
         task.add_catch(report_failure, errors=["States.ALL"], result_path="$.error")
         return task
 
+    def cancel_then(name: str, end: sfn.Succeed) -> sfn.IChainable:
+        cancel = _invoke(scope, name, steps.cancel, "$.canceled")
+        # Canceling is best effort once the run is over; the end state says what happened.
+        cancel.add_catch(end, errors=["States.ALL"], result_path="$.cancelError")
+        return cancel.next(end)
+
+    cancel_abandoned = cancel_then("CancelAbandoned", abandoned)
+    cancel_gone = cancel_then("CancelGone", job_gone)
+
+    def ending(task: tasks.LambdaInvoke) -> tasks.LambdaInvoke:
+        """A step that may learn the run is over: abandoned before a build, or gone."""
+        task.add_catch(abandoned, errors=[ABANDONED_ERROR], result_path="$.error")
+        task.add_catch(cancel_gone, errors=[GONE_ERROR], result_path="$.error")
+        return guarded(task)
+
     # Phase 1: request the build and publish its link.
     # A submit whose POST got no readable answer, or that was cut off by its timeout mid-POST,
     # looks for its request before posting again: both retries wait longer than the client's
     # read timeout (20 s), without jitter, so a POST still in flight has landed.
-    submit = guarded(
+    submit = ending(
         _invoke(
             scope,
             "SubmitBuild",
@@ -71,6 +106,7 @@ def build_definition(scope: Construct, steps: StepFunctions, hand_over: HandOver
             first_retry_seconds=30,
             jitter=False,
             crash_retry_seconds=30,
+            pending=True,
         )
     )
     # Looks at Travis ride out an outage of about 40 minutes (30 s doubling to 5 min, 10 tries)
@@ -85,80 +121,113 @@ def build_definition(scope: Construct, steps: StepFunctions, hand_over: HandOver
             first_retry_seconds=30,
         )
     )
-    publish = guarded(_invoke(scope, "PublishLink", steps.publish, "$.publication"))
-    wait_for_build = sfn.Wait(
-        scope, "WaitForBuild", time=sfn.WaitTime.seconds_path("$.resolution.waitSeconds")
-    )
+    publish = ending(_invoke(scope, "PublishLink", steps.publish, "$.publication"))
+    wait_for_build = _park(scope, "WaitForBuild", steps.park, "$.resolution.waitSeconds", resolve)
     build_ready = (
         sfn.Choice(scope, "BuildCreated?")
         .when(
-            sfn.Condition.boolean_equals("$.resolution.ready", True),
-            publish.next(_hand_over(scope, hand_over)),
+            sfn.Condition.string_equals("$.resolution.next", "publish"),
+            publish.next(
+                sfn.Succeed(scope, "LinkPublished", comment="The console shows the build link.")
+            ),
         )
-        .otherwise(wait_for_build.next(resolve))
+        .when(sfn.Condition.string_equals("$.resolution.next", "cancel"), cancel_abandoned)
+        .otherwise(wait_for_build)
     )
     phase_start = submit.next(resolve).next(build_ready)
 
-    # Phase 2: follow the build and report its outcome.
+    # Phase 2: follow the build, hand over now and then, and report its outcome.
     watch = guarded(
         _invoke(scope, "WatchBuild", steps.watch, "$.watch", attempts=10, first_retry_seconds=30)
     )
     report = guarded(_invoke(scope, "ReportResult", steps.report, "$.reported"))
-    wait_for_progress = sfn.Wait(
-        scope, "WaitForProgress", time=sfn.WaitTime.seconds_path("$.watch.waitSeconds")
-    )
-    finished = (
-        sfn.Choice(scope, "BuildFinished?")
+    reported = (
+        sfn.Choice(scope, "Reported?")
         .when(
-            sfn.Condition.boolean_equals("$.watch.finished", True),
-            report.next(sfn.Succeed(scope, "ResultReported")),
+            sfn.Condition.string_equals("$.reported.result", "passed"),
+            sfn.Succeed(scope, "BuildPassed", comment="CodePipeline has the success."),
         )
-        .otherwise(wait_for_progress.next(watch))
+        .when(sfn.Condition.string_equals("$.reported.result", "gone"), job_gone)
+        .otherwise(sfn.Succeed(scope, "BuildFailed", comment="CodePipeline has the failure."))
     )
-    phase_watch = watch.next(finished)
+    hand_over = ending(_invoke(scope, "HandOver", steps.publish, "$.publication"))
+    wait_for_progress = _park(scope, "WaitForProgress", steps.park, "$.watch.waitSeconds", watch)
+    next_step = (
+        sfn.Choice(scope, "Next?")
+        .when(sfn.Condition.string_equals("$.watch.next", "report"), report.next(reported))
+        .when(
+            sfn.Condition.string_equals("$.watch.next", "handover"),
+            hand_over.next(
+                sfn.Succeed(
+                    scope, "HandedOver", comment="A fresh continuation job goes on watching."
+                )
+            ),
+        )
+        .when(sfn.Condition.string_equals("$.watch.next", "cancel"), cancel_abandoned)
+        .otherwise(wait_for_progress)
+    )
+    phase_watch = watch.next(next_step)
 
     claim = _invoke(scope, "Claim", steps.claim, "$.claim")
-    route = (
-        sfn.Choice(scope, "Phase?")
-        .when(sfn.Condition.is_null("$.continuation"), phase_start)
-        .otherwise(phase_watch)
-    )
     claimed = (
         sfn.Choice(scope, "Claimed?")
         .when(
             sfn.Condition.boolean_equals("$.claim.claimed", False),
             sfn.Succeed(
                 scope,
-                "ClaimedElsewhere",
-                comment="Another hand-out of this job was acknowledged first.",
+                "NotClaimed",
+                comment="Another hand-out of this job was acknowledged first, or CodePipeline "
+                "did not give it to us.",
             ),
         )
-        .otherwise(route)
+        .when(sfn.Condition.is_null("$.continuation"), phase_start)
+        .otherwise(phase_watch)
     )
     return claim.next(claimed)
 
 
-def _hand_over(scope: Construct, hand_over: HandOver) -> sfn.IChainable:
-    """Invoke the poller asynchronously with an event naming our action type; the job already
-    has its result, so a failure here only means the sweeper picks the continuation job up."""
-    done = sfn.Succeed(scope, "LinkPublished")
-    wake_poller = tasks.LambdaInvoke(
+def _payload(token: bool = False) -> sfn.TaskInput:
+    fields: dict[str, object] = {
+        "state": sfn.JsonPath.entire_payload,
+        "execution": sfn.JsonPath.string_at("$$.Execution.Name"),
+        "retries": sfn.JsonPath.number_at("$$.State.RetryCount"),
+        "enteredAt": sfn.JsonPath.string_at("$$.State.EnteredTime"),
+    }
+    if token:
+        fields["token"] = sfn.JsonPath.task_token
+    return sfn.TaskInput.from_object(fields)
+
+
+def _park(
+    scope: Construct,
+    name: str,
+    function: lambda_.IFunction,
+    seconds_path: str,
+    then: sfn.IChainable,
+) -> tasks.LambdaInvoke:
+    """Wait until the next look (the task's timeout) or until someone wakes the task."""
+    task = tasks.LambdaInvoke(
         scope,
-        "HandOverToWatch",
-        lambda_function=hand_over.poller,
-        invocation_type=tasks.LambdaInvocationType.EVENT,
-        payload=sfn.TaskInput.from_object(
-            {
-                "source": "codepipeline-travis-worker",
-                "detail-type": "Continuation Job Created",
-                "detail": {"type": hand_over.action_type},
-            }
-        ),
-        result_path=sfn.JsonPath.DISCARD,
+        name,
+        lambda_function=function,
+        integration_pattern=sfn.IntegrationPattern.WAIT_FOR_TASK_TOKEN,
+        payload=_payload(token=True),
+        result_path="$.woken",
+        task_timeout=sfn.Timeout.at(seconds_path),
         retry_on_service_exceptions=True,
     )
-    wake_poller.add_catch(done, errors=["States.ALL"], result_path=sfn.JsonPath.DISCARD)
-    return wake_poller.next(done)
+    task.add_retry(
+        errors=[RETRYABLE_ERROR, *THROTTLED_ERRORS],
+        interval=Duration.seconds(2),
+        backoff_rate=2,
+        max_attempts=4,
+        jitter_strategy=sfn.JitterType.FULL,
+    )
+    # The timeout is the normal way on: look as scheduled. A park that could not leave its
+    # token (the table unavailable) also just looks again: only a wake-up was lost.
+    task.add_catch(then, errors=["States.ALL"], result_path="$.woken")
+    task.next(then)
+    return task
 
 
 def _invoke(
@@ -172,17 +241,13 @@ def _invoke(
     first_retry_seconds: int = 10,
     jitter: bool = True,
     crash_retry_seconds: int = 5,
+    pending: bool = False,
 ) -> tasks.LambdaInvoke:
     task = tasks.LambdaInvoke(
         scope,
         name,
         lambda_function=function,
-        payload=sfn.TaskInput.from_object(
-            {
-                "state": sfn.JsonPath.entire_payload,
-                "execution": sfn.JsonPath.string_at("$$.Execution.Name"),
-            }
-        ),
+        payload=_payload(),
         payload_response_only=True,
         result_path=result_path,
         retry_on_service_exceptions=True,
@@ -195,6 +260,16 @@ def _invoke(
         max_delay=Duration.minutes(max_delay_minutes),
         jitter_strategy=sfn.JitterType.FULL if jitter else sfn.JitterType.NONE,
     )
+    if pending:
+        # Until Travis processes a request that may be ours: 10 s growing to 2 min, for about
+        # 20 minutes; the submit itself gives up after 10 (RequestAmbiguous).
+        task.add_retry(
+            errors=[PENDING_ERROR],
+            interval=Duration.seconds(10),
+            backoff_rate=1.5,
+            max_attempts=15,
+            max_delay=Duration.minutes(2),
+        )
     task.add_retry(
         errors=THROTTLED_ERRORS,
         interval=Duration.seconds(2),

@@ -1,7 +1,9 @@
 """`TravisWorker`: the reusable construct that is the whole serverless worker.
 
-It registers the custom action type, and builds the functions, the state machine, the poller and its
-two triggers, the token secret and least-privilege permissions. A stack only has to instantiate it.
+It registers the custom action type, and builds the functions, the state machine, the watch
+table, the poller and its triggers, the abandon handler, the reaper, the optional webhook
+receiver, the token secret, least-privilege permissions, and the alarms and dashboard. A stack
+only has to instantiate it.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from aws_cdk import (
     Validations,
 )
 from aws_cdk import aws_codepipeline as codepipeline
+from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
@@ -29,19 +32,21 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from stacks.config import ConfigError, WorkerConfig
-from stacks.dependency_layer import DependencyLayer
-from stacks.state_machine import HandOver, StepFunctions, build_definition
+from .config import WorkerConfig
+from .dependency_layer import DependencyLayer
+from .monitoring import Monitoring
+from .state_machine import StepFunctions, build_definition
 
-LAMBDA_DIR = Path(__file__).resolve().parent.parent / "lambdas"
 RUNTIME = lambda_.Runtime.PYTHON_3_14
 ARCHITECTURE = lambda_.Architecture.ARM_64
 SERVICE_NAME = "codepipeline-travis-worker"
 METRICS_NAMESPACE = "CodePipelineTravisWorker"
 POLLER_TIMEOUT_SECONDS = 60
-POLL_TIME_BUDGET_SECONDS = 40
+POLL_TIME_BUDGET_SECONDS = 45
+STEP_TIMEOUT_SECONDS = 90
 TOKEN_PROPERTY = "APIToken"
-# Backoff between looks at Travis, "first,factor,cap" seconds (see worker.settings.WaitSchedule).
+# Backoff between looks at Travis without build history, "first,factor,cap" seconds (see
+# worker.settings.WaitSchedule and worker.schedule); resolve: while Travis creates the build.
 WATCH_WAIT = "15,1.5,120"
 RESOLVE_WAIT = "5,1.5,30"
 
@@ -61,27 +66,46 @@ CONFIGURATION_PROPERTIES = (
     ),
 )
 
-# Which job-API calls each step needs (none of them supports resource-level permissions).
-STEP_PERMISSIONS: dict[str, tuple[str, ...]] = {
-    "claim": ("codepipeline:AcknowledgeJob",),
-    "submit": ("codepipeline:GetJobDetails",),
-    "resolve": ("codepipeline:GetJobDetails",),
-    "publish": ("codepipeline:PutJobSuccessResult",),
-    "watch": ("codepipeline:GetJobDetails",),
-    "report": ("codepipeline:PutJobSuccessResult", "codepipeline:PutJobFailureResult"),
-    "report_failure": ("codepipeline:PutJobFailureResult",),
+# The state machine's steps: handler module, CodePipeline job-API calls (none of them supports
+# resource-level permissions), whether it calls Travis (and so may read the worker's token),
+# whether it asks CodePipeline about its action execution (ListActionExecutions).
+STEPS: dict[str, tuple[str, tuple[str, ...], bool, bool]] = {
+    "claim": ("claim", ("codepipeline:AcknowledgeJob",), False, False),
+    "submit": ("submit", ("codepipeline:GetJobDetails",), True, True),
+    "resolve": ("resolve", ("codepipeline:GetJobDetails",), True, True),
+    "publish": ("publish", ("codepipeline:PutJobSuccessResult",), False, True),
+    "watch": ("watch", ("codepipeline:GetJobDetails",), True, True),
+    "park": ("park", (), False, False),
+    "report": (
+        "report",
+        (
+            "codepipeline:GetJobDetails",
+            "codepipeline:PutJobSuccessResult",
+            "codepipeline:PutJobFailureResult",
+        ),
+        True,
+        True,
+    ),
+    "report_failure": ("report_failure", ("codepipeline:PutJobFailureResult",), False, True),
+    "cancel": ("cancel", ("codepipeline:GetJobDetails",), True, False),
 }
-# Steps that call Travis and so may read the worker's token.
-STEPS_WITH_TOKEN = ("submit", "resolve", "watch")
-STEP_HANDLERS = {
-    "claim": "claim",
-    "submit": "submit",
-    "resolve": "resolve",
-    "publish": "publish",
-    "watch": "watch",
-    "report": "report",
-    "report_failure": "report_error",
+# Steps that read or write the watch table, and how.
+TABLE_ACCESS: dict[str, tuple[str, ...]] = {
+    "submit": ("dynamodb:GetItem",),
+    "watch": ("dynamodb:UpdateItem",),
+    "park": ("dynamodb:UpdateItem", "dynamodb:PutItem"),
+    "abandon": ("dynamodb:UpdateItem",),
+    "webhook": ("dynamodb:GetItem", "dynamodb:UpdateItem"),
 }
+# Functions that may wake a parked task (SendTaskSuccess on this state machine's tasks).
+WAKERS = ("park", "abandon", "webhook")
+
+
+def lambda_code_dir() -> Path:
+    """The Lambda code: `lambdas/` in the repository, `lambda_code/` in the installed package."""
+    here = Path(__file__).resolve().parent
+    packaged = here / "lambda_code"
+    return packaged if packaged.is_dir() else here.parent / "lambdas"
 
 
 class TravisWorker(Construct):
@@ -92,20 +116,57 @@ class TravisWorker(Construct):
         self.config = config
         self.action_type = self._build_action_type()
         self.token_secret = self._build_secret()
+        self.table = self._build_table()
         self.layer = DependencyLayer(
             self, "Dependencies", runtime=RUNTIME, architecture=ARCHITECTURE
         ).layer
         self.code = lambda_.Code.from_asset(
-            str(LAMBDA_DIR), exclude=["requirements.txt", "**/__pycache__", "**/*.pyc"]
+            str(lambda_code_dir()),
+            exclude=["requirements.txt", "**/__pycache__", "**/*.pyc"],
         )
-        self.step_functions = {name: self._build_step(name) for name in STEP_HANDLERS}
-        # The state machine's name is fixed so the poller can know its ARN without depending on
-        # it: the state machine in turn invokes the poller to hand a continuation job over.
+        # The state machine's name is fixed so functions can know its ARN without depending on
+        # it: the state machine in turn depends on them.
         self.state_machine_name = f"{Stack.of(self).stack_name}-{construct_id}"
         self.poller = self._build_poller()
+        self.webhook = self._build_webhook() if config.webhooks else None
+        self.webhook_url = (
+            self.webhook.add_function_url(auth_type=lambda_.FunctionUrlAuthType.NONE)
+            if self.webhook
+            else None
+        )
+        self.step_functions = {name: self._build_step(name) for name in STEPS}
+        self.abandon = self._build_abandon()
+        self.reaper = self._build_reaper()
         self.state_machine = self._build_state_machine()
         self._build_triggers()
+        self.monitoring = Monitoring(
+            self,
+            "Monitoring",
+            namespace=METRICS_NAMESPACE,
+            service=SERVICE_NAME,
+            state_machine=self.state_machine,
+            functions={
+                **self.step_functions,
+                "poller": self.poller,
+                "abandon": self.abandon,
+                "reaper": self.reaper,
+                **({"webhook": self.webhook} if self.webhook else {}),
+            },
+            alarm_email=config.alarm_email,
+        )
         self._acknowledge_nag_findings()
+
+    @property
+    def all_functions(self) -> dict[str, lambda_.Function]:
+        functions = {
+            **self.step_functions,
+            "poller": self.poller,
+            "abandon": self.abandon,
+            "reaper": self.reaper,
+        }
+        if self.webhook is not None:
+            functions["webhook"] = self.webhook
+        return functions
 
     # --- action type --------------------------------------------------------------------------
 
@@ -133,6 +194,7 @@ class TravisWorker(Construct):
             input_artifact_details=codepipeline.CfnCustomActionType.ArtifactDetailsProperty(
                 minimum_count=0, maximum_count=1
             ),
+            # The worker writes a build report (build-report.json) to an output artifact.
             output_artifact_details=codepipeline.CfnCustomActionType.ArtifactDetailsProperty(
                 minimum_count=0, maximum_count=1
             ),
@@ -144,15 +206,14 @@ class TravisWorker(Construct):
 
     def _action_type_arn(self) -> str:
         c = self.config
-        stack = Stack.of(self)
-        return stack.format_arn(
+        return Stack.of(self).format_arn(
             service="codepipeline",
             resource="actiontype",
             resource_name=f"Custom/{c.category}/{c.provider}/{c.version}",
             arn_format=_COLON_RESOURCE_NAME,
         )
 
-    # --- secret -----------------------------------------------------------------------------
+    # --- secret and table ---------------------------------------------------------------------
 
     def _build_secret(self) -> secretsmanager.ISecret:
         if self.config.token_secret_arn:
@@ -169,6 +230,17 @@ class TravisWorker(Construct):
                 generate_string_key="placeholder",
             ),
             removal_policy=RemovalPolicy.RETAIN,
+        )
+
+    def _build_table(self) -> dynamodb.TableV2:
+        """Waiting action runs and their wake-up tokens (worker.wake); items expire on their own."""
+        return dynamodb.TableV2(
+            self,
+            "WatchTable",
+            partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
+            billing=dynamodb.Billing.on_demand(),
+            time_to_live_attribute="expiresAt",
+            removal_policy=RemovalPolicy.DESTROY,
         )
 
     # --- functions ----------------------------------------------------------------------------
@@ -194,10 +266,15 @@ class TravisWorker(Construct):
             "TRAVIS_TOKEN_SECRET_ARN": self.token_secret.secret_arn,
             "TRAVIS_DEFAULT_ENDPOINT": c.default_endpoint,
             "TRAVIS_TRUSTED_ENDPOINTS": ",".join(c.trusted_endpoints),
+            "TRAVIS_WEB_URL": c.web_url,
             "WATCH_TIMEOUT_SECONDS": str(c.watch_timeout_minutes * 60),
             "RESOLVE_TIMEOUT_SECONDS": str(c.resolve_timeout_minutes * 60),
             "WATCH_WAIT_SECONDS": WATCH_WAIT,
             "RESOLVE_WAIT_SECONDS": RESOLVE_WAIT,
+            "PROGRESS_SECONDS": str(c.progress_minutes * 60),
+            "HAND_OVER_MAX_SECONDS": str(c.hand_over_max_minutes * 60),
+            "WATCH_TABLE": self.table.table_name,
+            "STATE_MACHINE_ARN": self._state_machine_arn(),
         }
 
     def _function(
@@ -226,70 +303,69 @@ class TravisWorker(Construct):
             timeout=Duration.seconds(timeout_seconds),
             environment=environment,
             description=description,
+            # Lambda's own active tracing: no tracing SDK on the import path.
             tracing=lambda_.Tracing.ACTIVE,
             log_group=log_group,
             logging_format=lambda_.LoggingFormat.JSON,
         )
 
     def _build_step(self, name: str) -> lambda_.Function:
+        module, job_actions, calls_travis, asks_pipeline = STEPS[name]
+        environment = self._environment() | {"POLLER_FUNCTION": self.poller.function_name}
+        if self.webhook_url is not None:
+            environment["WEBHOOK_URL"] = self.webhook_url.url
         function = self._function(
             f"{_camel(name)}Step",
-            f"worker.handlers.steps.{STEP_HANDLERS[name]}",
+            f"worker.handlers.{module}.handler",
             f"CodePipeline Travis worker: {name.replace('_', ' ')} step",
-            timeout_seconds=90,
-            environment=self._environment(),
+            timeout_seconds=STEP_TIMEOUT_SECONDS,
+            environment=environment,
         )
-        function.add_to_role_policy(
-            iam.PolicyStatement(
-                actions=list(STEP_PERMISSIONS[name]),
-                resources=["*"],  # the CodePipeline job APIs have no resource type
+        if job_actions:
+            function.add_to_role_policy(
+                iam.PolicyStatement(
+                    actions=list(job_actions),
+                    resources=["*"],  # the CodePipeline job APIs have no resource type
+                )
             )
-        )
-        if name in STEPS_WITH_TOKEN:
+        if asks_pipeline:
+            function.add_to_role_policy(
+                iam.PolicyStatement(
+                    actions=["codepipeline:ListActionExecutions"],
+                    resources=[self._pipelines_arn()],
+                )
+            )
+        if calls_travis:
             self.token_secret.grant_read(function)
+        self._grant_table(name, function)
+        if name in WAKERS:
+            self._grant_wake(function)
+        if name == "claim":
+            function.add_to_role_policy(
+                iam.PolicyStatement(
+                    actions=["states:ListExecutions"], resources=[self._state_machine_arn()]
+                )
+            )
+        if name == "publish":
+            self.poller.grant_invoke(function)
         return function
 
-    def _build_state_machine(self) -> sfn.StateMachine:
-        steps = StepFunctions(**self.step_functions)
-        log_group = logs.LogGroup(
-            self,
-            "StateMachineLogs",
-            log_group_name=f"/aws/vendedlogs/states/{Stack.of(self).stack_name}-{self.node.id}",
-            retention=_retention(self.config.log_retention_days),
-            removal_policy=RemovalPolicy.DESTROY,
-        )
-        c = self.config
-        # Backstop only: the watch step enforces the watch timeout itself (canceling the build and
-        # failing the job); this catches anything that would otherwise run forever.
-        backstop = Duration.minutes(c.watch_timeout_minutes + c.resolve_timeout_minutes + 60)
-        hand_over = HandOver(
-            poller=self.poller,
-            action_type={
-                "owner": "Custom",
-                "category": c.category,
-                "provider": c.provider,
-                "version": c.version,
-            },
-        )
-        return sfn.StateMachine(
-            self,
-            "StateMachine",
-            state_machine_name=self.state_machine_name,
-            definition_body=sfn.DefinitionBody.from_chainable(
-                build_definition(self, steps, hand_over)
-            ),
-            state_machine_type=sfn.StateMachineType.STANDARD,
-            timeout=backstop,
-            tracing_enabled=True,
-            logs=sfn.LogOptions(
-                destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=True
-            ),
-            comment="One execution per CodePipeline job of the Travis custom action",
+    def _grant_table(self, name: str, function: lambda_.Function) -> None:
+        actions = TABLE_ACCESS.get(name)
+        if actions:
+            function.add_to_role_policy(
+                iam.PolicyStatement(actions=list(actions), resources=[self.table.table_arn])
+            )
+
+    def _grant_wake(self, function: lambda_.Function) -> None:
+        function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["states:SendTaskSuccess"], resources=[self._state_machine_arn()]
+            )
         )
 
     def _build_poller(self) -> lambda_.Function:
         environment = self._environment() | {
-            "STATE_MACHINE_ARN": self._state_machine_arn(),
             "POLL_BATCH_SIZE": str(self.config.poll_batch_size),
             "POLL_TIME_BUDGET_SECONDS": str(POLL_TIME_BUDGET_SECONDS),
         }
@@ -302,8 +378,7 @@ class TravisWorker(Construct):
         )
         poller.add_to_role_policy(
             iam.PolicyStatement(
-                actions=["codepipeline:PollForJobs"],
-                resources=[self._action_type_arn()],
+                actions=["codepipeline:PollForJobs"], resources=[self._action_type_arn()]
             )
         )
         poller.add_to_role_policy(
@@ -313,18 +388,88 @@ class TravisWorker(Construct):
         )
         poller.add_to_role_policy(
             iam.PolicyStatement(
-                actions=["states:DescribeExecution"],
-                resources=[
-                    Stack.of(self).format_arn(
-                        service="states",
-                        resource="execution",
-                        resource_name=f"{self.state_machine_name}:*",
-                        arn_format=_COLON_RESOURCE_NAME,
-                    )
-                ],
+                actions=["states:DescribeExecution"], resources=[self._executions_arn()]
             )
         )
         return poller
+
+    def _build_abandon(self) -> lambda_.Function:
+        function = self._function(
+            "AbandonHandler",
+            "worker.handlers.abandon.handler",
+            "CodePipeline Travis worker: wakes abandoned action runs to cancel their build",
+            timeout_seconds=30,
+            environment=self._environment(),
+        )
+        self._grant_table("abandon", function)
+        self._grant_wake(function)
+        return function
+
+    def _build_webhook(self) -> lambda_.Function:
+        function = self._function(
+            "WebhookReceiver",
+            "worker.handlers.webhook.handler",
+            "CodePipeline Travis worker: Travis webhooks wake the watch of their build",
+            timeout_seconds=15,
+            environment=self._environment(),
+        )
+        self._grant_table("webhook", function)
+        self._grant_wake(function)
+        return function
+
+    def _build_reaper(self) -> lambda_.Function:
+        function = self._function(
+            "Reaper",
+            "worker.handlers.reaper.handler",
+            "CodePipeline Travis worker: answers jobs whose execution ended without a result",
+            timeout_seconds=STEP_TIMEOUT_SECONDS,
+            environment=self._environment(),
+        )
+        function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["codepipeline:PutJobFailureResult", "codepipeline:GetJobDetails"],
+                resources=["*"],  # the CodePipeline job APIs have no resource type
+            )
+        )
+        function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["states:DescribeExecution", "states:GetExecutionHistory"],
+                resources=[self._executions_arn()],
+            )
+        )
+        self.token_secret.grant_read(function)
+        return function
+
+    # --- state machine -----------------------------------------------------------------------
+
+    def _build_state_machine(self) -> sfn.StateMachine:
+        steps = StepFunctions(**self.step_functions)
+        log_group = logs.LogGroup(
+            self,
+            "StateMachineLogs",
+            log_group_name=f"/aws/vendedlogs/states/{Stack.of(self).stack_name}-{self.node.id}",
+            retention=_retention(self.config.log_retention_days),
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        c = self.config
+        # Backstop only: no execution waits longer than a hand-over interval, a resolve timeout
+        # and the submit's bound on unprocessed requests; ReportFailure may then retry ~1 hour.
+        backstop = Duration.minutes(
+            max(c.hand_over_max_minutes, c.resolve_timeout_minutes + 20) + 90
+        )
+        return sfn.StateMachine(
+            self,
+            "StateMachine",
+            state_machine_name=self.state_machine_name,
+            definition_body=sfn.DefinitionBody.from_chainable(build_definition(self, steps)),
+            state_machine_type=sfn.StateMachineType.STANDARD,
+            timeout=backstop,
+            tracing_enabled=True,
+            logs=sfn.LogOptions(
+                destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=True
+            ),
+            comment="One execution per CodePipeline job of the Travis custom action",
+        )
 
     def _state_machine_arn(self) -> str:
         return Stack.of(self).format_arn(
@@ -333,6 +478,76 @@ class TravisWorker(Construct):
             resource_name=self.state_machine_name,
             arn_format=_COLON_RESOURCE_NAME,
         )
+
+    def _executions_arn(self) -> str:
+        return Stack.of(self).format_arn(
+            service="states",
+            resource="execution",
+            resource_name=f"{self.state_machine_name}:*",
+            arn_format=_COLON_RESOURCE_NAME,
+        )
+
+    def _pipelines_arn(self) -> str:
+        # Pipelines are arn:aws:codepipeline:REGION:ACCOUNT:NAME; the worker serves any of them.
+        return Stack.of(self).format_arn(service="codepipeline", resource="*")
+
+    # --- triggers ------------------------------------------------------------------------------
+
+    def _build_triggers(self) -> None:
+        c = self.config
+        action_type = {
+            "owner": ["Custom"],
+            "category": [c.category],
+            "provider": [c.provider],
+        }  # version is not matched: events send a string, the docs' sample a number
+        poll = targets.LambdaFunction(
+            self.poller, retry_attempts=0, max_event_age=Duration.minutes(5)
+        )
+        events.Rule(
+            self,
+            "SweepSchedule",
+            description="Poll for CodePipeline jobs every minute (also picks up continuation jobs)",
+            schedule=events.Schedule.rate(Duration.minutes(1)),
+            targets=[poll],
+        )
+        events.Rule(
+            self,
+            "ActionStarted",
+            description="Poll as soon as a pipeline reaches the Travis action",
+            event_pattern=events.EventPattern(
+                source=["aws.codepipeline"],
+                detail_type=["CodePipeline Action Execution State Change"],
+                detail={"state": ["STARTED"], "type": action_type},
+            ),
+            targets=[poll],
+        )
+        events.Rule(
+            self,
+            "ActionAbandoned",
+            description="Stop means stop: wake the run to cancel its Travis build",
+            event_pattern=events.EventPattern(
+                source=["aws.codepipeline"],
+                detail_type=["CodePipeline Action Execution State Change"],
+                detail={"state": ["ABANDONED", "CANCELED"], "type": action_type},
+            ),
+            targets=[targets.LambdaFunction(self.abandon, retry_attempts=4)],
+        )
+        events.Rule(
+            self,
+            "ExecutionEnded",
+            description="Answer the job of an execution that ended without a result",
+            event_pattern=events.EventPattern(
+                source=["aws.states"],
+                detail_type=["Step Functions Execution Status Change"],
+                detail={
+                    "status": ["FAILED", "TIMED_OUT", "ABORTED"],
+                    "stateMachineArn": [self._state_machine_arn()],
+                },
+            ),
+            targets=[targets.LambdaFunction(self.reaper, retry_attempts=8)],
+        )
+
+    # --- cdk-nag -------------------------------------------------------------------------------
 
     def _acknowledge_nag_findings(self) -> None:
         """cdk-nag AwsSolutions findings that do not apply, each with its reason."""
@@ -358,16 +573,29 @@ class TravisWorker(Construct):
             (
                 f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:states:{region}:{account}:"
                 f"execution:{self.state_machine_name}:*]",
-                "The poller may describe executions of this state machine only (to tell a "
-                "duplicate hand-out from one whose execution ended before claiming the job).",
+                "The poller and the reaper may read executions of this state machine only (to "
+                "tell a duplicate hand-out apart, and to see whether an ended execution had "
+                "claimed its job).",
+            ),
+            (
+                f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:codepipeline:{region}:"
+                f"{account}:*]",
+                "ListActionExecutions on the pipelines of this account and region: the worker "
+                "serves every pipeline that uses its action type and asks only about the action "
+                "execution of the job it holds (was it abandoned?).",
+            ),
+            (
+                "AwsSolutions-DDB3",
+                "The watch table holds only wake-up tokens of running executions, which expire "
+                "within days; there is nothing to restore from a backup.",
             ),
         ]
-        for function in [*self.step_functions.values(), self.poller]:
+        for function in self.all_functions.values():
             logical_id = stack.get_logical_id(self._cfn(function))
             acknowledgements.append(
                 (
                     f"AwsSolutions-IAM5[Resource::<{logical_id}.Arn>:*]",
-                    "CDK's grant lets the state machine invoke this step function and its "
+                    "CDK's grant lets the state machine (or a step) invoke this function and its "
                     "versions.",
                 )
             )
@@ -389,38 +617,6 @@ class TravisWorker(Construct):
         assert isinstance(child, CfnElement)  # noqa: S101 - L2 constructs always have one
         return child
 
-    def _build_triggers(self) -> None:
-        c = self.config
-        target = targets.LambdaFunction(
-            self.poller, retry_attempts=0, max_event_age=Duration.minutes(5)
-        )
-        events.Rule(
-            self,
-            "SweepSchedule",
-            description="Poll for CodePipeline jobs every minute (also picks up continuation jobs)",
-            schedule=events.Schedule.rate(Duration.minutes(1)),
-            targets=[target],
-        )
-        events.Rule(
-            self,
-            "ActionStarted",
-            description="Poll as soon as a pipeline reaches the Travis action",
-            event_pattern=events.EventPattern(
-                source=["aws.codepipeline"],
-                detail_type=["CodePipeline Action Execution State Change"],
-                detail={
-                    "state": ["STARTED"],
-                    # version is not matched: it arrives as a number or a string
-                    "type": {
-                        "owner": ["Custom"],
-                        "category": [c.category],
-                        "provider": [c.provider],
-                    },
-                },
-            ),
-            targets=[target],
-        )
-
 
 def _camel(name: str) -> str:
     return "".join(part.capitalize() for part in name.split("_"))
@@ -438,9 +634,4 @@ _RETENTION = {
 
 
 def _retention(days: int) -> logs.RetentionDays:
-    try:
-        return _RETENTION[days]
-    except KeyError:
-        raise ConfigError(
-            f"context 'logRetentionDays' must be one of {sorted(_RETENTION)}"
-        ) from None
+    return _RETENTION[days]

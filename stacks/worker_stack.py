@@ -7,8 +7,8 @@ from typing import Any
 from aws_cdk import CfnOutput, Stack
 from constructs import Construct
 
-from stacks.config import WorkerConfig
-from stacks.worker import TravisWorker
+from .config import WorkerConfig
+from .worker import TravisWorker
 
 
 class TravisWorkerStack(Stack):
@@ -49,3 +49,18 @@ class TravisWorkerStack(Stack):
             value=w.token_secret.secret_arn,
             description='Put {"token": "<TRAVIS TOKEN>"} here unless every action sets APIToken',
         )
+        CfnOutput(self, "WatchTableName", value=w.table.table_name)
+        CfnOutput(
+            self,
+            "AlarmTopicArn",
+            value=w.monitoring.topic.topic_arn,
+            description="Subscribe to be told when an alarm fires",
+        )
+        CfnOutput(self, "DashboardName", value=w.monitoring.dashboard.dashboard_name)
+        if w.webhook_url is not None:
+            CfnOutput(
+                self,
+                "WebhookUrl",
+                value=w.webhook_url.url,
+                description="Travis notifies this URL when a build ends (webhooks context)",
+            )

@@ -8,7 +8,7 @@ a clear message instead of guessing.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from worker.failures import UnreadableContinuation
@@ -29,6 +29,17 @@ class Continuation:
     started: float  # epoch seconds when the build was requested; the watch timeout counts from it
     build_number: str = ""
     version: int = TOKEN_VERSION
+    # Added in worker 2 (absent from older tokens, which stay readable):
+    url: str = ""  # the build's web page
+    revision: str = ""  # the commit the pipeline asked for ("" when not a git commit)
+    branch_head: bool = False  # the revision was no git commit id: Travis built the branch head
+    expected: float = 0.0  # how long builds of this branch take (seconds), 0 when unknown
+    spread: float = 0.0
+    published_at: float = 0.0  # when the last summary reached the console (hand-over timing)
+    jobs_done: int = -1  # finished Travis jobs in that summary (-1: none published yet)
+    hand_overs: int = 0
+    lost_answer: bool = False  # a submit answer was lost: look once for a duplicate request
+    push: bool = False  # a webhook was added to the build request
 
     def encode(self) -> str:
         token = json.dumps(asdict(self), separators=(",", ":"), sort_keys=True)
@@ -40,6 +51,10 @@ class Continuation:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def handed_over(self, at: float, jobs_done: int) -> Continuation:
+        """The token for the next continuation job, after publishing progress at `at`."""
+        return replace(self, published_at=at, jobs_done=jobs_done, hand_overs=self.hand_overs + 1)
 
     @classmethod
     def from_dict(cls, data: Any) -> Continuation:
@@ -65,6 +80,16 @@ class Continuation:
                 slug=_text(data, "slug"),
                 started=float(data["started"]),
                 build_number=str(data.get("build_number", "")),
+                url=str(data.get("url", "")),
+                revision=str(data.get("revision", "")),
+                branch_head=bool(data.get("branch_head", False)),
+                expected=float(data.get("expected", 0.0)),
+                spread=float(data.get("spread", 0.0)),
+                published_at=float(data.get("published_at", 0.0)),
+                jobs_done=int(data.get("jobs_done", -1)),
+                hand_overs=int(data.get("hand_overs", 0)),
+                lost_answer=bool(data.get("lost_answer", False)),
+                push=bool(data.get("push", False)),
             )
         except (KeyError, TypeError, ValueError) as error:
             raise UnreadableContinuation(

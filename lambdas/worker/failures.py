@@ -44,7 +44,7 @@ class ConfigurationInvalid(JobFailure):
 
 
 class PermissionDenied(JobFailure):
-    """Travis refused the token (401/403)."""
+    """Travis refused the token, or the token may not do what the worker asked (403)."""
 
     failure_type = FailureType.PERMISSION_ERROR
 
@@ -83,6 +83,61 @@ class UnreadableContinuation(JobFailure):
     failure_type = FailureType.JOB_FAILED
 
 
+class RevisionMismatch(JobFailure):
+    """Travis built another commit than the pipeline's revision."""
+
+    failure_type = FailureType.REVISION_OUT_OF_SYNC
+
+
+class RequestLimitReached(JobFailure):
+    """Travis's hourly build-request limit of the repository is reached.
+
+    Not retried by the state machine: posting again before the limit frees up only adds requests.
+    """
+
+    failure_type = FailureType.SYSTEM_UNAVAILABLE
+
+
+class TravisBanned(JobFailure):
+    """Travis banned the token for an hour (too many requests in a short time): temporary."""
+
+    failure_type = FailureType.SYSTEM_UNAVAILABLE
+
+
+class RequestPending(JobFailure):
+    """A build request that may be ours is not processed by Travis yet: look again later.
+
+    The state machine retries the submit on this error; the submit itself gives up (with
+    `RequestAmbiguous`) when the request stays unprocessed past its bound.
+    """
+
+    failure_type = FailureType.SYSTEM_UNAVAILABLE
+
+
+class RequestAmbiguous(JobFailure):
+    """Whether Travis holds a request of this job cannot be told; posting again could make a
+    second build, so the job fails instead."""
+
+    failure_type = FailureType.SYSTEM_UNAVAILABLE
+
+
+class ActionEnded(Exception):
+    """CodePipeline no longer waits for this job: the state machine ends the execution quietly."""
+
+    def __init__(self, message: str, *, build_id: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.build_id = build_id
+
+
+class ActionAbandoned(ActionEnded):
+    """The pipeline run was stopped and abandoned: no build must be started or left running."""
+
+
+class JobGone(ActionEnded):
+    """CodePipeline refused a result: the job is finished, abandoned or deleted."""
+
+
 _FAILURES_BY_NAME: dict[str, type[JobFailure]] = {
     cls.__name__: cls
     for cls in (
@@ -94,6 +149,11 @@ _FAILURES_BY_NAME: dict[str, type[JobFailure]] = {
         ServiceUnavailable,
         BuildNotStarted,
         UnreadableContinuation,
+        RevisionMismatch,
+        RequestLimitReached,
+        TravisBanned,
+        RequestPending,
+        RequestAmbiguous,
     )
 }
 
@@ -122,6 +182,8 @@ def is_timeout(error_name: str) -> bool:
 
 
 def clip(message: str, limit: int = MAX_MESSAGE_LENGTH) -> str:
-    """Shorten a message to CodePipeline's limit, keeping it readable."""
-    message = " ".join(message.split())
+    """Shorten a message to CodePipeline's limit, keeping it readable (and its line breaks:
+    a quoted log tail is lines)."""
+    lines = (" ".join(line.split()) for line in message.splitlines())
+    message = "\n".join(line for line in lines if line)
     return message if len(message) <= limit else message[: limit - 1] + "…"

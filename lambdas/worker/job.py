@@ -54,6 +54,24 @@ class PipelineRef:
     execution_id: str = ""
     action_execution_id: str = ""
 
+    @property
+    def run_key(self) -> str:
+        """One action run of a pipeline execution, as CodePipeline's action events name it.
+
+        Events carry pipeline, execution id, stage and action but no job id; every job (the first
+        and each continuation) of the run carries the same four in its pipelineContext.
+        """
+        return "/".join((self.name, self.execution_id, self.stage, self.action))
+
+    def log_keys(self) -> dict[str, str]:
+        """What every log line of a job says about where it comes from."""
+        return {
+            "pipeline": self.name,
+            "pipeline_execution_id": self.execution_id,
+            "stage": self.stage,
+            "action": self.action,
+        }
+
     def as_dict(self) -> dict[str, str]:
         return {
             "name": self.name,

@@ -15,7 +15,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from worker.codepipeline import CodePipelineJobs
+from worker.codepipeline import ActionTypeUnknown, CodePipelineJobs
 from worker.failures import ServiceUnavailable
 from worker.job import ActionType, execution_name, sanitize_job
 from worker.observability import logger, metrics
@@ -34,6 +34,7 @@ class PollSummary:
     already_handled: int = 0
     start_failures: int = 0
     poll_failures: int = 0
+    unknown_action_types: int = 0
     polls: int = 0
     action_types: list[str] = field(default_factory=list)
 
@@ -117,6 +118,15 @@ def poll_and_dispatch(
             summary.polls += 1
             try:
                 handed_out = jobs.poll(action.action_type, batch_size)
+            except ActionTypeUnknown:
+                # Deleted (or never created) in CodePipeline: serve the other types, say so.
+                summary.unknown_action_types += 1
+                metrics.add_metric(name="ActionTypesUnknown", unit="Count", value=1)
+                logger.error(
+                    "CodePipeline does not know this action type (deleted?); skipping it",
+                    extra={"action_type": summary.action_types[-1]},
+                )
+                break
             except ServiceUnavailable:
                 # Another action type may still be served; this one waits for the next tick.
                 summary.poll_failures += 1
@@ -154,7 +164,7 @@ def _dispatch(
             extra={"job": str(job.get("id", "?"))[:64]},
         )
         return
-    logger.append_keys(job_id=execution_input.job_id)
+    logger.thread_safe_append_keys(job_id=execution_input.job_id)
     try:
         started = starter.start(
             execution_input.job_id, execution_input.nonce, execution_input.as_dict()
@@ -168,7 +178,7 @@ def _dispatch(
         )
         return
     finally:
-        logger.remove_keys(["job_id"])
+        logger.thread_safe_remove_keys(["job_id"])
     if started:
         summary.executions_started += 1
         logger.info(

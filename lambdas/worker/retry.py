@@ -12,6 +12,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from worker import clock
+
 # Kept back from Lambda's timeout so a step can still raise its own, classified failure.
 STEP_MARGIN_SECONDS = 10.0
 # One HTTP attempt at most: connect (5 s) + read (20 s) timeouts of the Travis client.
@@ -67,7 +69,7 @@ class RetryBudget:
 
     def wait(self, seconds: float) -> None:
         self.waited += seconds
-        (self.sleep or time.sleep)(seconds)
+        (self.sleep or clock.sleep)(seconds)
 
 
 def parse_retry_after(value: str | None) -> float | None:

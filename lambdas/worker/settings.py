@@ -45,7 +45,7 @@ class WaitSchedule:
 
 @dataclass(frozen=True)
 class Settings:
-    """Everything the worker's functions read from their environment."""
+    """Everything the worker's step functions read from their environment."""
 
     action_types: tuple[RegisteredActionType, ...]
     token_secret_arn: str
@@ -55,6 +55,23 @@ class Settings:
     resolve_timeout_seconds: int
     watch_wait: WaitSchedule
     resolve_wait: WaitSchedule
+    # Links to builds on the default endpoint use this web UI (travisWebUrl context).
+    web_url: str = "https://app.travis-ci.com/github"
+    # The table where waiting executions leave their wake-up token (see worker.wake).
+    watch_table: str = ""
+    # The function URL Travis notifies when a build ends; empty when push is not enabled.
+    webhook_url: str = ""
+    # Hand the watch to a fresh continuation job when progress changed and this much time passed
+    # since the last publication, and in any case after hand_over_max_seconds.
+    progress_seconds: int = 300
+    hand_over_max_seconds: int = 1800
+    # The poller, woken right after a link is published so the continuation job starts at once.
+    poller_function: str = ""
+    state_machine_arn: str = ""
+
+    @property
+    def push(self) -> bool:
+        return bool(self.webhook_url)
 
     def registered(self, action_type: ActionType) -> RegisteredActionType | None:
         for registered in self.action_types:
@@ -78,6 +95,13 @@ class Settings:
             resolve_timeout_seconds=_integer(env, "RESOLVE_TIMEOUT_SECONDS"),
             watch_wait=_schedule(env, "WATCH_WAIT"),
             resolve_wait=_schedule(env, "RESOLVE_WAIT"),
+            web_url=_required(env, "TRAVIS_WEB_URL").rstrip("/"),
+            watch_table=_required(env, "WATCH_TABLE"),
+            webhook_url=env.get("WEBHOOK_URL", "").strip(),
+            progress_seconds=_integer(env, "PROGRESS_SECONDS"),
+            hand_over_max_seconds=_integer(env, "HAND_OVER_MAX_SECONDS"),
+            poller_function=env.get("POLLER_FUNCTION", "").strip(),
+            state_machine_arn=env.get("STATE_MACHINE_ARN", "").strip(),
         )
 
 
@@ -100,6 +124,12 @@ class PollerSettings:
             batch_size=batch_size,
             time_budget_seconds=_integer(env, "POLL_TIME_BUDGET_SECONDS"),
         )
+
+
+def action_types_from_env(env: Mapping[str, str] | None = None) -> tuple[RegisteredActionType, ...]:
+    """The registered action types alone (the poller and the event handlers need no more)."""
+    env = os.environ if env is None else env
+    return _action_types(_required(env, "ACTION_TYPES"))
 
 
 def _required(env: Mapping[str, str], name: str) -> str:

@@ -4,26 +4,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools.utilities.typing import LambdaContext
-
 from worker import aws
 from worker.codepipeline import CodePipelineJobs
-from worker.observability import logger, metrics, tracer
+from worker.handlers.entry import event_handler
+from worker.observability import logger
 from worker.poller import ExecutionStarter, action_types_to_poll, poll_and_dispatch
-from worker.settings import PollerSettings, Settings
+from worker.settings import PollerSettings, action_types_from_env
 
 # Stop polling this long before the Lambda timeout, so in-flight StartExecution calls finish.
 SAFETY_MARGIN_MS = 10_000
-# After an "action started" event, look again a few times (seconds) if the job is not pollable
-# yet, instead of leaving it to the next schedule tick (up to a minute later).
-EVENT_PATIENCE_SECONDS = (1.0, 2.0, 4.0)
+# After an "action started" event (or a hand-over), look again for up to about 30 s if the job is
+# not pollable yet, instead of leaving it to the next schedule tick (up to a minute later): a
+# STARTED event can precede the job becoming pollable (AWS's own samples poll for up to ~50 s).
+EVENT_PATIENCE_SECONDS = (1.0, 2.0, 3.0, 4.0, 5.0, 5.0, 5.0, 5.0)
 
 
-@logger.inject_lambda_context(log_event=False)
-@metrics.log_metrics
-@tracer.capture_lambda_handler(capture_response=False)
-def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    settings = Settings.from_env()
+@event_handler
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     poller = PollerSettings.from_env()
     trigger = "event" if event.get("detail-type") != "Scheduled Event" else "schedule"
     budget_ms = min(
@@ -31,7 +28,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     )
     deadline_ms = context.get_remaining_time_in_millis() - budget_ms
     summary = poll_and_dispatch(
-        action_types_to_poll(event, settings.action_types),
+        action_types_to_poll(event, action_types_from_env()),
         CodePipelineJobs(),
         ExecutionStarter(aws.client("stepfunctions"), poller.state_machine_arn),
         batch_size=poller.batch_size,

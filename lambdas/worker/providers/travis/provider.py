@@ -1,44 +1,82 @@
-"""Travis CI as a build provider: submit, resolve, follow and cancel builds."""
+"""Travis CI as a build provider: submit, resolve, follow, explain and cancel builds."""
 
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import requests
 
+from worker import clock
+from worker.clock import parse_time
 from worker.codepipeline import CodePipelineJobs
 from worker.continuation import Continuation
-from worker.failures import ConfigurationInvalid, RevisionNotFound, ServiceUnavailable, clip
+from worker.failures import (
+    ConfigurationInvalid,
+    JobFailure,
+    RequestAmbiguous,
+    RequestLimitReached,
+    RequestPending,
+    RevisionNotFound,
+    ServiceUnavailable,
+    clip,
+)
 from worker.job import ExecutionInput
-from worker.providers import BuildRef, BuildStatus, Submission
-from worker.providers.travis.client import RateLimited, RequestOutcomeUnknown, TravisClient
+from worker.providers import (
+    BuildRef,
+    BuildStatus,
+    CancelResult,
+    JobState,
+    Submission,
+    SubmitAttempt,
+)
+from worker.providers.travis import logs
+from worker.providers.travis.client import (
+    CancelAnswer,
+    RequestOutcomeUnknown,
+    Throttled,
+    TravisClient,
+)
 from worker.providers.travis.configuration import TravisTarget, build_url, read_target
+from worker.providers.travis.lookup import Lookup, job_marker
 from worker.providers.travis.token import TokenSource
 from worker.retry import RetryBudget
+from worker.schedule import Expectation
 from worker.settings import Settings
 
 PROVIDER = "travis"
 TERMINAL_STATES = frozenset({"passed", "failed", "errored", "canceled"})
-# Build states before the end (Travis v3); anything else is an answer we do not understand.
-RUNNING_STATES = frozenset({"created", "received", "queued", "booting", "started"})
-MAX_CREATE_ATTEMPTS = 3
-_MISSING_COMMIT_WORDS = re.compile(r"commit|\bsha\b", re.IGNORECASE)
-_NOT_FOUND_WORDS = re.compile(
-    r"not found|not be found|could not find|missing|unknown|does not exist|doesn.t exist", re.I
+# Build states before the end (travis-hub lib/travis/hub/model/build.rb); anything else is an
+# answer we do not understand.
+RUNNING_STATES = frozenset({"created", "queued", "received", "booting", "started"})
+MAX_CREATE_ATTEMPTS = 3  # only after a throttle, which created nothing
+# Requests of this job are looked for from the submit's first attempt, less this margin for the
+# clocks of AWS and Travis disagreeing.
+CLOCK_SKEW_SECONDS = 120.0
+LOOKUP_PAGE = 10
+LOOKUP_PAGES = 10
+# A request that may be ours and stays unprocessed this long: give up rather than post again.
+PENDING_BOUND_SECONDS = 600.0
+# A git commit id as CodePipeline passes it for GitHub/CodeCommit/Bitbucket sources; an S3
+# source's revision is a version id and must not be sent as `sha`.
+_COMMIT_ID = re.compile(r"[0-9a-f]{7,40}")
+_MISSING_COMMIT = re.compile(
+    r"missing commit|commit .*(not found|could not be found|does not exist|missing)|"
+    r"(unknown|invalid|bad) (sha|commit)|sha .*not found",
+    re.IGNORECASE,
 )
-
+LOG_TAIL_JOBS = 2  # quote the logs of at most this many failing jobs
+LOG_TAIL_LINES = 20
+LOG_KEEP_BYTES = 64 * 1024
 
 # One HTTP session per Lambda container, made at cold start: warm invocations (the watch loop's
 # looks at Travis) reuse its kept-alive connections. The token travels per request, never on it.
 _SESSION = requests.Session()
 
 
-def job_marker(job_id: str) -> str:
-    """Put in the Travis request message so a retried submit can find the request it made."""
-    return f"[codepipeline-job {job_id}]"
+def is_commit_id(revision: str | None) -> bool:
+    return bool(revision) and bool(_COMMIT_ID.fullmatch(str(revision).lower()))
 
 
 class TravisProvider:
@@ -51,13 +89,11 @@ class TravisProvider:
         *,
         session: requests.Session | None = None,
         budget: Callable[[], RetryBudget] = RetryBudget,
-        clock: Callable[[], float] = time.time,
     ) -> None:
         self._settings = settings
         self._tokens = tokens
         self._session = session or _SESSION
         self._budget = budget
-        self._clock = clock
 
     @classmethod
     def for_settings(cls, settings: Settings) -> TravisProvider:
@@ -69,51 +105,67 @@ class TravisProvider:
     def validate(self, configuration: Mapping[str, str]) -> None:
         read_target(configuration, self._settings.default_endpoint)
 
-    def submit(self, job: ExecutionInput) -> Submission:
+    # --- phase 1 -------------------------------------------------------------------------------
+
+    def submit(
+        self, job: ExecutionInput, attempt: SubmitAttempt, before_post: Callable[[], None]
+    ) -> Submission:
         target = self._target(job)
         client = self._client(job, target.endpoint)
         marker = job_marker(job.job_id)
-        existing = self._find_request(client, target, marker)
-        if existing is not None:
-            return Submission(request_id=existing, created=False, submitted_at=self._clock())
-        body: dict[str, Any] = {"branch": target.branch, "message": _request_message(job, marker)}
-        if job.revision:
-            body["sha"] = job.revision
+        if not attempt.first:
+            found = self._find_own_request(client, target, marker, attempt.window_start)
+            if found is not None:
+                return Submission(
+                    request_id=found,
+                    created=False,
+                    submitted_at=clock.now(),
+                    sha_sent=is_commit_id(job.revision),
+                    lost_answer=True,
+                    push=self._settings.push,
+                    window_start=attempt.window_start,
+                )
+        before_post()
+        body = self._request_body(job, target, marker)
         budget = self._budget()
-        for attempt in range(MAX_CREATE_ATTEMPTS):
+        for tries in range(MAX_CREATE_ATTEMPTS):
             try:
                 answer = client.create_request(target.slug, {"request": body})
-            except RateLimited as limited:
-                # A 429 created nothing: waiting and posting again is safe.
-                # Retry-After 0 means "now"; only a missing header gets our default.
-                retry_after = 5.0 if limited.retry_after is None else limited.retry_after
-                delay = budget.backoff(attempt, retry_after)
+            except Throttled as throttled:
+                if throttled.limit_reached:
+                    raise self._limit_reached(client, target, throttled) from None
+                # The global throttle created nothing: posting again after a pause is safe.
+                delay = budget.backoff(tries, throttled.retry_after)
                 if delay is None:
-                    raise ServiceUnavailable(
-                        f"Travis CI's request limit for {target.slug} is reached (HTTP 429); "
-                        "the build was not requested."
-                    ) from None
+                    break
                 budget.wait(delay)
                 continue
             except RequestOutcomeUnknown:
-                # The request may exist, or still be in flight (a timed-out POST can land after
-                # we look): never post again in this step. Look once; if it is not there yet,
-                # the state machine retries the step later, and a retried submit looks first.
-                delay = budget.backoff(attempt)
-                if delay is not None:
-                    budget.wait(delay)
-                existing = self._find_request(client, target, marker)
-                if existing is not None:
-                    return Submission(request_id=existing, created=True, submitted_at=self._clock())
-                break
+                # The request may exist, or still be in flight: never post again now. The state
+                # machine retries the step after longer than the client's read timeout, and a
+                # retried submit looks for its request before it posts.
+                raise ServiceUnavailable(
+                    f"Travis CI did not answer the build request for {target.slug}; the worker "
+                    "looks for it before it asks again."
+                ) from None
             request_id = _request_id(answer)
             if request_id is None:
-                existing = self._find_request(client, target, marker)
-                if existing is None:
-                    break
-                request_id = existing
-            return Submission(request_id=request_id, created=True, submitted_at=self._clock())
-        raise ServiceUnavailable(f"Travis CI did not confirm the build request for {target.slug}.")
+                raise ServiceUnavailable(
+                    f"Travis CI answered the build request for {target.slug} without a request "
+                    "id; the worker looks for it before it asks again."
+                )
+            return Submission(
+                request_id=request_id,
+                created=True,
+                submitted_at=clock.now(),
+                sha_sent="sha" in body,
+                lost_answer=not attempt.first,
+                push=self._settings.push,
+                window_start=attempt.window_start,
+            )
+        raise ServiceUnavailable(
+            f"Travis CI kept throttling the build request for {target.slug} (HTTP 429)."
+        )
 
     def resolve(self, job: ExecutionInput, request_id: str) -> BuildRef | None:
         target = self._target(job)
@@ -125,28 +177,53 @@ class TravisProvider:
                 "malformed response."
             )
         builds = [b for b in raw_builds if isinstance(b, dict) and b.get("id")]
+        commit = request.get("commit") if isinstance(request.get("commit"), dict) else {}
         if builds:
             build = builds[0]
             build_id = str(build["id"])
             return BuildRef(
                 build_id=build_id,
                 number=str(build.get("number") or ""),
-                url=build_url(target.endpoint, target.slug, build_id),
+                url=self._build_url(target.endpoint, target.slug, build_id),
+                commit=str(commit["sha"]) if commit and commit.get("sha") else None,
             )
-        if request.get("result") == "rejected" or request.get("state") in ("finished", "errored"):
-            reasons = _reasons(request.get("messages"))
-            if job.revision and _mentions_missing_commit(reasons):
+        if request.get("result") == "rejected" or (
+            request.get("state") in ("finished", "rejected", "errored") and request.get("result")
+        ):
+            reason = _rejection_reason(request)
+            if is_commit_id(job.revision) and _MISSING_COMMIT.search(reason):
                 raise RevisionNotFound(
-                    f"Commit {job.revision} does not exist in {target.slug} (Travis CI: {reasons})."
+                    f"Commit {job.revision} does not exist in {target.slug} on branch "
+                    f"{target.branch} (Travis CI: {reason})."
                 )
             raise ConfigurationInvalid(
                 f"Travis CI rejected the build request for {target.slug} on branch "
-                f"{target.branch}: {reasons or 'no reason given'}."
+                f"{target.branch}: {reason or 'no reason given'}."
             )
         return None
 
+    def expectation(self, job: ExecutionInput) -> Expectation | None:
+        target = self._target(job)
+        try:
+            builds = self._client(job, target.endpoint).recent_builds(target.slug, target.branch)
+        except JobFailure:
+            return None  # history only tunes the schedule: never fail a job over it
+        durations = []
+        for build in builds:
+            started, finished = (
+                parse_time(build.get("started_at")),
+                parse_time(build.get("finished_at")),
+            )
+            if started is not None and finished is not None and finished > started:
+                durations.append(finished - started)
+        return Expectation.from_durations(durations)
+
     def continuation(
-        self, job: ExecutionInput, submission: Submission, build: BuildRef
+        self,
+        job: ExecutionInput,
+        submission: Submission,
+        build: BuildRef,
+        expectation: Expectation | None,
     ) -> Continuation:
         target = self._target(job)
         return Continuation(
@@ -157,7 +234,33 @@ class TravisProvider:
             slug=target.slug,
             started=submission.submitted_at,
             build_number=build.number,
+            url=build.url,
+            revision=job.revision if submission.sha_sent and job.revision else "",
+            branch_head=not submission.sha_sent,
+            expected=expectation.seconds if expectation else 0.0,
+            spread=expectation.spread if expectation else 0.0,
+            lost_answer=submission.lost_answer,
+            push=submission.push,
         )
+
+    def cancel_duplicates(
+        self, job: ExecutionInput, submission: Submission, window_start: float
+    ) -> list[str]:
+        target = self._target(job)
+        client = self._client(job, target.endpoint)
+        lookup = self._read_window(client, target, job_marker(job.job_id), window_start)
+        canceled = []
+        for request_id in lookup.ours:
+            if request_id == submission.request_id:
+                continue
+            request = client.get_request(target.slug, request_id)
+            for build in request.get("builds") or []:
+                if isinstance(build, dict) and build.get("id"):
+                    client.cancel_build(target.slug, str(build["id"]))
+                    canceled.append(str(build["id"]))
+        return canceled
+
+    # --- phase 2 -------------------------------------------------------------------------------
 
     def status(self, job: ExecutionInput, continuation: Continuation) -> BuildStatus:
         client = self._client(job, continuation.endpoint)
@@ -170,25 +273,55 @@ class TravisProvider:
                 "with a malformed response (no build state this worker knows)."
             )
         state = str(state)
-        jobs = [j for j in build.get("jobs") or [] if isinstance(j, dict)]
-        done = sum(1 for j in jobs if j.get("state") in TERMINAL_STATES)
-        finished = state in TERMINAL_STATES
-        progress = 100 if finished else int(100 * done / len(jobs)) if jobs else 0
         commit = build.get("commit") if isinstance(build.get("commit"), dict) else {}
         return BuildStatus(
             build_id=continuation.build_id,
             number=str(build.get("number") or continuation.build_number),
-            url=build_url(continuation.endpoint, continuation.slug, continuation.build_id),
+            url=continuation.url
+            or self._build_url(continuation.endpoint, continuation.slug, continuation.build_id),
             state=state,
-            finished=finished,
+            finished=state in TERMINAL_STATES,
             passed=state == "passed",
-            progress=progress,
             commit=str(commit.get("sha")) if commit and commit.get("sha") else None,
+            started_at=parse_time(build.get("started_at")),
+            finished_at=parse_time(build.get("finished_at")),
+            jobs=tuple(_jobs(build.get("jobs"))),
         )
 
-    def cancel(self, job: ExecutionInput, continuation: Continuation) -> None:
+    def cancel(self, job: ExecutionInput, continuation: Continuation) -> CancelResult:
         client = self._client(job, continuation.endpoint)
-        client.cancel_build(continuation.slug, continuation.build_id)
+        answer = client.cancel_build(continuation.slug, continuation.build_id)
+        return {
+            CancelAnswer.REQUESTED: CancelResult.REQUESTED,
+            CancelAnswer.ALREADY_FINISHED: CancelResult.ALREADY_FINISHED,
+            CancelAnswer.NOT_PERMITTED: CancelResult.NOT_PERMITTED,
+        }[answer]
+
+    def explain_failure(
+        self, job: ExecutionInput, continuation: Continuation, status: BuildStatus
+    ) -> str:
+        failing = [j for j in status.jobs if j.state in ("failed", "errored")]
+        if not failing:
+            return ""
+        token = self._tokens.token_for(job.job_id, continuation.endpoint)
+        client = TravisClient(
+            continuation.endpoint, token, session=self._session, budget=self._budget()
+        )
+        parts = []
+        for failed in failing[:LOG_TAIL_JOBS]:
+            lines = logs.explanation(
+                client.job_log(failed.job_id, keep_bytes=LOG_KEEP_BYTES),
+                lines=LOG_TAIL_LINES,
+                secrets=(token,),
+            )
+            name = f"Job #{failed.number or failed.job_id} {failed.state}"
+            parts.append(f"{name}:\n" + "\n".join(lines) if lines else f"{name}.")
+        more = len(failing) - LOG_TAIL_JOBS
+        if more > 0:
+            parts.append(f"({more} more failing job{'s' if more > 1 else ''} not shown.)")
+        return "\n".join(parts)
+
+    # --- helpers -------------------------------------------------------------------------------
 
     def _target(self, job: ExecutionInput) -> TravisTarget:
         return read_target(job.configuration, self._settings.default_endpoint)
@@ -197,11 +330,98 @@ class TravisProvider:
         token = self._tokens.token_for(job.job_id, endpoint)
         return TravisClient(endpoint, token, session=self._session, budget=self._budget())
 
-    def _find_request(self, client: TravisClient, target: TravisTarget, marker: str) -> str | None:
-        for request in client.list_requests(target.slug):
-            if marker in str(request.get("message") or "") and request.get("id") is not None:
-                return str(request["id"])
+    def _build_url(self, endpoint: str, slug: str, build_id: str) -> str:
+        if endpoint.rstrip("/") == self._settings.default_endpoint.rstrip("/"):
+            return f"{self._settings.web_url}/{slug}/builds/{build_id}"
+        return build_url(endpoint, slug, build_id)
+
+    def _request_body(
+        self, job: ExecutionInput, target: TravisTarget, marker: str
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {"branch": target.branch, "message": _request_message(job, marker)}
+        if is_commit_id(job.revision):
+            body["sha"] = job.revision
+        if self._settings.push:
+            # Merged into the repository's .travis.yml with Travis's default deep_merge_append:
+            # our URL is appended to the user's webhook URLs (README: the caveats).
+            body["config"] = {"notifications": {"webhooks": {"urls": [self._settings.webhook_url]}}}
+        return body
+
+    def _read_window(
+        self, client: TravisClient, target: TravisTarget, marker: str, window_start: float
+    ) -> Lookup:
+        since = window_start - CLOCK_SKEW_SECONDS
+        lookup = Lookup()
+        for page in range(LOOKUP_PAGES):
+            entries = client.list_requests(
+                target.slug, since=since, limit=LOOKUP_PAGE, offset=page * LOOKUP_PAGE
+            )
+            lookup.read(entries, marker, since)
+            if len(entries) < LOOKUP_PAGE or (
+                lookup.oldest_seen is not None and lookup.oldest_seen < since
+            ):
+                return lookup
+        raise RequestAmbiguous(
+            f"Travis CI lists more than {LOOKUP_PAGE * LOOKUP_PAGES} build requests of "
+            f"{target.slug} since this job started; the worker cannot tell whether one is this "
+            "job's, and does not ask again to avoid a second build."
+        )
+
+    def _find_own_request(
+        self, client: TravisClient, target: TravisTarget, marker: str, window_start: float
+    ) -> str | None:
+        """The request an earlier attempt made, None when there is certainly none.
+
+        Raises RequestPending while a request that may be ours is unprocessed, RequestAmbiguous
+        when one stays so past the bound.
+        """
+        lookup = self._read_window(client, target, marker, window_start)
+        if lookup.found is not None:
+            return lookup.found
+        if lookup.pending:
+            request_id, created = min(lookup.pending, key=lambda p: p[1])
+            age = clock.now() - created
+            if age > PENDING_BOUND_SECONDS:
+                raise RequestAmbiguous(
+                    f"Travis CI has not processed build request {request_id} of {target.slug} "
+                    f"for {int(age // 60)} minutes; it may be this job's, so the worker does not "
+                    "ask for another build (that could run twice). Re-run the stage once Travis "
+                    "processes requests again."
+                )
+            raise RequestPending(
+                f"Travis CI has not processed build request {request_id} of {target.slug} yet; "
+                "it may be this job's."
+            )
         return None
+
+    def _limit_reached(
+        self, client: TravisClient, target: TravisTarget, throttled: Throttled
+    ) -> RequestLimitReached:
+        limit = throttled.max_requests or 10
+        window = throttled.per_seconds or 3600
+        frees = ""
+        try:
+            # services/requests/create.rb: the limit counts the repository's API requests of the
+            # last hour; the oldest of them is the next to fall out of the window.
+            entries = client.list_requests(target.slug, since=clock.now() - window, limit=100)
+            created = [
+                t
+                for e in entries
+                if e.get("event_type") in (None, "api")
+                and (t := parse_time(e.get("created_at"))) is not None
+            ]
+            if created:
+                frees_at = min(created) + window
+                minutes = max(1, int((frees_at - clock.now() + 59) // 60))
+                frees = f" The next request is possible in about {minutes} minutes."
+        except JobFailure:
+            pass
+        return RequestLimitReached(
+            f"Travis CI's request limit for {target.slug} is reached: {limit} build requests "
+            f"per {window // 60} minutes for the repository, counting every API request from "
+            f"anyone.{frees} The build was not requested; re-run the stage later, or ask a "
+            "repository admin to raise the limit in Travis CI."
+        )
 
 
 def _request_message(job: ExecutionInput, marker: str) -> str:
@@ -218,27 +438,35 @@ def _request_id(answer: dict[str, Any]) -> str | None:
     return None
 
 
-def _reasons(messages: Any) -> str:
-    """Travis's explanation of a rejected request, as one short line.
-
-    Entries are strings or message objects ({level, key, code, args}, sometimes with text).
-    """
-    texts: list[str] = []
-    for message in messages if isinstance(messages, list) else []:
-        if isinstance(message, str):
-            texts.append(message)
-        elif isinstance(message, dict):
-            text = message.get("text") or message.get("message")
-            if isinstance(text, str) and text:
-                texts.append(text)
-                continue
-            parts = [str(message[k]) for k in ("key", "code") if message.get(k)]
-            args = message.get("args")
-            if isinstance(args, dict):
-                parts.extend(f"{k}={v}" for k, v in args.items())
-            texts.append(" ".join(parts))
-    return clip("; ".join(t for t in texts if t), 600)
+def _rejection_reason(request: dict[str, Any]) -> str:
+    """Travis's reason (the status text in `message`), with config-lint errors as detail."""
+    reason = str(request.get("message") or "").strip()
+    lint = []
+    for entry in request.get("messages") or []:
+        if not isinstance(entry, dict) or entry.get("level") not in ("error", "alert"):
+            continue
+        parts = [str(entry[k]) for k in ("code", "key") if entry.get(k)]
+        args = entry.get("args")
+        if isinstance(args, dict) and args:
+            parts.append(", ".join(f"{k}={v}" for k, v in args.items()))
+        if parts:
+            lint.append(" ".join(parts))
+    if lint:
+        reason = f"{reason} (.travis.yml: {'; '.join(lint[:5])})" if reason else "; ".join(lint)
+    return clip(reason, 600)
 
 
-def _mentions_missing_commit(reasons: str) -> bool:
-    return bool(_MISSING_COMMIT_WORDS.search(reasons) and _NOT_FOUND_WORDS.search(reasons))
+def _jobs(raw: Any) -> list[JobState]:
+    jobs = []
+    for job in raw if isinstance(raw, list) else []:
+        if isinstance(job, dict) and job.get("id") is not None:
+            jobs.append(
+                JobState(
+                    job_id=str(job["id"]),
+                    number=str(job.get("number") or ""),
+                    state=str(job.get("state") or ""),
+                    started_at=parse_time(job.get("started_at")),
+                    finished_at=parse_time(job.get("finished_at")),
+                )
+            )
+    return jobs

@@ -10,8 +10,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
-from aws_lambda_powertools.utilities import parameters
-
 from worker.codepipeline import CodePipelineJobs
 from worker.failures import ConfigurationInvalid, ServiceUnavailable
 
@@ -19,10 +17,13 @@ SECRET_CACHE_SECONDS = 300
 TOKEN_PROPERTY = "APIToken"  # noqa: S105 - a property name, not a secret
 
 
-def read_secret(arn: str) -> str:
-    """The secret's string, cached for a few minutes across invocations of this container."""
+def read_secret(arn: str, *, fresh: bool = False) -> str:
+    """The secret's string, cached for a few minutes across invocations of this container
+    (`fresh` reads it from Secrets Manager now)."""
+    from aws_lambda_powertools.utilities import parameters  # only when the secret is needed
+
     try:
-        value = parameters.get_secret(arn, max_age=SECRET_CACHE_SECONDS)
+        value = parameters.get_secret(arn, max_age=SECRET_CACHE_SECONDS, force_fetch=fresh)
     except parameters.exceptions.GetParameterError as error:
         reason = str(error)
         if "ResourceNotFound" in reason or "AccessDenied" in reason:
@@ -57,7 +58,7 @@ class TokenSource:
         jobs: CodePipelineJobs,
         secret_arn: str,
         trusted_endpoints: frozenset[str],
-        secret_reader: Callable[[str], str] = read_secret,
+        secret_reader: Callable[..., str] = read_secret,
     ) -> None:
         self._jobs = jobs
         self._secret_arn = secret_arn
@@ -75,6 +76,10 @@ class TokenSource:
                 "context."
             )
         token = token_from_secret(self._read_secret(self._secret_arn))
+        if not token:
+            # An empty secret is never trusted from the cache: a token stored a moment ago (the
+            # first run after deploying) takes effect at once.
+            token = token_from_secret(self._read_secret(self._secret_arn, fresh=True))
         if not token:
             raise ConfigurationInvalid(
                 "No Travis API token is configured: set the APIToken property of the action, or "

@@ -1,0 +1,97 @@
+"""Phase 2: follow the build, hand the watch to a fresh continuation job now and then, and say
+what comes next: report, park until the next look, hand over, or cancel (abandoned)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from worker import clock
+from worker.abandon import run_is_over
+from worker.cancel import cancel_note, cancel_quietly
+from worker.codepipeline import CodePipelineJobs
+from worker.continuation import Continuation
+from worker.failures import BuildUnsuccessful, RevisionMismatch
+from worker.observability import logger, metrics
+from worker.providers import BuildProvider, BuildStatus
+from worker.schedule import Expectation, policy
+from worker.settings import Settings
+from worker.step_event import StepEvent
+from worker.wake import Signal, WatchRegistry
+
+
+def watch_build(
+    step: StepEvent,
+    provider: BuildProvider,
+    settings: Settings,
+    jobs: CodePipelineJobs,
+    registry: WatchRegistry,
+) -> dict[str, Any]:
+    """Look once at the build; `$.watch` (`next`: report | park | handover | cancel)."""
+    continuation = Continuation.from_dict(step.job.continuation)
+    logger.append_keys(build_id=continuation.build_id)
+    previous = step.section("watch")
+    looks = int(previous.get("looks", 0)) + 1
+    if step.section("woken").get("signal") == Signal.ABANDONED.value:
+        if run_is_over(jobs, step.job.pipeline):
+            return {"next": "cancel", "reason": "abandoned", "looks": looks}
+        registry.clear_abandoned(step.job.pipeline.run_key)  # a mark left by an earlier run
+    status = provider.status(step.job, continuation)
+    now = clock.now()
+    logger.info(
+        "Build status",
+        extra={"state": status.state, "jobs_done": status.jobs_done, "jobs": len(status.jobs)},
+    )
+    _check_commit(step, provider, continuation, status)
+    result: dict[str, Any] = {"status": status.as_dict(), "looks": looks, "lookedAt": now}
+    if status.finished:
+        return {**result, "next": "report"}
+    if now - continuation.started > settings.watch_timeout_seconds:
+        cancel = cancel_quietly(step.job, provider, continuation, "watch timeout")
+        metrics.add_metric(name="BuildsTimedOut", unit="Count", value=1)
+        raise BuildUnsuccessful(
+            f"Travis build #{status.number} did not finish within "
+            f"{settings.watch_timeout_seconds // 60} minutes ({cancel_note(cancel)}): {status.url}",
+            build_id=status.build_id,
+        )
+    published = continuation.published_at or continuation.started
+    held = now - published
+    changed = status.jobs_done != max(0, continuation.jobs_done)
+    if held >= settings.hand_over_max_seconds or (changed and held >= settings.progress_seconds):
+        return {**result, "next": "handover"}
+    expectation = (
+        Expectation(continuation.expected, continuation.spread, 1)
+        if continuation.expected > 0
+        else None
+    )
+    elapsed = now - status.started_at if status.started_at else None
+    wait: float = policy(settings.push, settings.watch_wait).next_wait(
+        elapsed, expectation, looks - 1
+    )
+    # Look again in time for the hand-over and the watch timeout.
+    wait = min(
+        wait,
+        published + settings.hand_over_max_seconds - now,
+        continuation.started + settings.watch_timeout_seconds - now + 1,
+    )
+    return {**result, "next": "park", "waitSeconds": max(1, int(wait))}
+
+
+def _check_commit(
+    step: StepEvent, provider: BuildProvider, continuation: Continuation, status: BuildStatus
+) -> None:
+    wanted = continuation.revision
+    if not (wanted and status.commit):
+        return
+    if status.commit.lower().startswith(wanted.lower()) or wanted.lower().startswith(
+        status.commit.lower()
+    ):
+        return
+    cancel = (
+        None if status.finished else cancel_quietly(step.job, provider, continuation, "revision")
+    )
+    raise RevisionMismatch(
+        f"Travis CI built commit {status.commit} instead of the pipeline's revision {wanted} "
+        f"(build #{status.number}; {cancel_note(cancel) if cancel else 'it finished'}): "
+        f"{status.url}",
+        build_id=status.build_id,
+    )
