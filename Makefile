@@ -15,7 +15,7 @@ TEST_ENV := AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_
 CDK := npx --no-install cdk
 PYTEST_WORKERS ?= 2
 
-.PHONY: help setup synth test test-unit test-infra test-e2e lint format demo soak bench deploy destroy diff clean
+.PHONY: help setup synth test test-unit test-infra test-e2e lint format demo soak bench deploy destroy diff clean package
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -35,6 +35,11 @@ setup: $(STAMP) $(NODE_STAMP) ## Create .venv and install the pinned Python and 
 synth: setup ## Synthesize the stack into cdk.out/ (no AWS credentials needed)
 	$(CDK) synth --quiet --no-notices > /dev/null
 	@ls cdk.out/*.template.json
+
+package: setup ## Build the installable wheel (TravisWorker, TravisBuildAction, Lambda code) into dist/
+	rm -f dist/codepipeline_travis_worker-*.whl
+	$(PY) -m pip wheel --quiet --no-deps --no-build-isolation --wheel-dir dist .
+	@ls dist/codepipeline_travis_worker-*.whl
 
 test: setup ## Run every test suite (unit, infrastructure, end-to-end) and the static gates
 	$(TEST_ENV) $(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile -q
@@ -63,8 +68,8 @@ demo: setup ## Run the whole worker locally on the embedded emulators and show w
 soak: setup ## Many action runs with injected faults; writes soak-report.json
 	$(TEST_ENV) $(PY) -m local.soak --runs 500 --report soak-report.json
 
-bench: setup ## Measure transitions, invocations and latency locally; price them; writes bench-report.json
-	$(TEST_ENV) $(PY) -m local.bench --report bench-report.json
+bench: setup ## Measure cost and result delay (polling, push) locally; writes bench/report.json, bench/cost.png
+	$(TEST_ENV) $(PY) -m local.bench --report bench/report.json --chart bench/cost.png
 
 deploy: setup ## Deploy to the AWS account of your current credentials (see README)
 	$(CDK) deploy --require-approval broadening

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import os
 import shutil
 import subprocess
 import sys
@@ -27,8 +28,25 @@ from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 ROOT = Path(__file__).resolve().parent.parent
-REQUIREMENTS = ROOT / "lambdas" / "requirements.txt"
-CACHE = ROOT / ".build" / "layer"
+# The installed package (the wheel of `make package`) carries the Lambda code in `lambda_code/`
+# next to this file; the repository has it in `lambdas/` (as stacks.worker.lambda_code_dir).
+PACKAGED = Path(__file__).resolve().parent / "lambda_code"
+REQUIREMENTS = (PACKAGED if PACKAGED.is_dir() else ROOT / "lambdas") / "requirements.txt"
+CACHE_ENV = "CODEPIPELINE_TRAVIS_WORKER_CACHE"
+
+
+def layer_cache_dir() -> Path:
+    """Where built layers are kept: $CODEPIPELINE_TRAVIS_WORKER_CACHE when set; else `.build/layer`
+    in the repository, or, installed (never inside site-packages), the user's cache folder."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    if not PACKAGED.is_dir():
+        return ROOT / ".build" / "layer"
+    user_cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return user_cache / "codepipeline-travis-worker" / "layer"
+
+
+CACHE = layer_cache_dir()
 
 # The Powertools features the functions use (paths inside the package); the rest (event handlers,
 # batch, idempotency, parser, data classes, ... 3.4 of its 3.7 MB) is left out. The package root

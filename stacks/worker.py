@@ -92,6 +92,7 @@ STEPS: dict[str, tuple[str, tuple[str, ...], bool, bool]] = {
 # Steps that read or write the watch table, and how.
 TABLE_ACCESS: dict[str, tuple[str, ...]] = {
     "submit": ("dynamodb:GetItem",),
+    "publish": ("dynamodb:UpdateItem", "dynamodb:PutItem"),
     "watch": ("dynamodb:UpdateItem",),
     "park": ("dynamodb:UpdateItem", "dynamodb:PutItem"),
     "abandon": ("dynamodb:UpdateItem",),
@@ -403,6 +404,14 @@ class TravisWorker(Construct):
         )
         self._grant_table("abandon", function)
         self._grant_wake(function)
+        # With no execution parked, it cancels a published build itself (Travis token).
+        function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["codepipeline:GetJobDetails"],
+                resources=["*"],  # the CodePipeline job APIs have no resource type
+            )
+        )
+        self.token_secret.grant_read(function)
         return function
 
     def _build_webhook(self) -> lambda_.Function:

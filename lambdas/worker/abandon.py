@@ -13,7 +13,7 @@ the run is over when that says anything but InProgress.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from worker.codepipeline import CodePipelineJobs
@@ -39,8 +39,15 @@ def handle_action_event(
     event: dict[str, Any],
     registered: Iterable[RegisteredActionType],
     registry: WatchRegistry,
+    cancel: Callable[[str, str, str, str], str] | None = None,
 ) -> dict[str, Any]:
-    """Mark the event's action run abandoned and wake its parked execution, if any."""
+    """Mark the event's action run abandoned and wake its parked execution, if any.
+
+    With no execution parked and a build already published (between the link and the watch's
+    claim, when no execution may ever come for the continuation job), cancel it here:
+    `cancel(job id, build id, endpoint, slug)`. A watch that is running will cancel it too;
+    a second cancel is harmless (Travis answers 202 or 409).
+    """
     detail: dict[str, Any] = event["detail"] if isinstance(event.get("detail"), dict) else {}
     state = str(detail.get("state", ""))
     action: dict[str, Any] = detail["type"] if isinstance(detail.get("type"), dict) else {}
@@ -62,9 +69,22 @@ def handle_action_event(
         stage=str(detail.get("stage", "")),
         action=str(detail.get("action", "")),
     )
-    logger.append_keys(**run.log_keys())
-    token = registry.mark_abandoned(run.run_key)
+    logger.thread_safe_append_keys(**run.log_keys())
+    item = registry.mark_abandoned(run.run_key)
+    token = item.get("token", {}).get("S")
     woken = registry.wake(token, Signal.ABANDONED) if token else False
+    canceled = None
+    build = item.get("buildId", {}).get("S")
+    if not woken and build and cancel is not None:
+        canceled = cancel(
+            item.get("jobId", {}).get("S", ""),
+            build,
+            item.get("endpoint", {}).get("S", ""),
+            item.get("slug", {}).get("S", ""),
+        )
     metrics.add_metric(name="RunsAbandoned", unit="Count", value=1)
-    logger.info("Action run abandoned", extra={"event_state": state, "woken": woken})
-    return {"marked": True, "woken": woken}
+    logger.info(
+        "Action run abandoned",
+        extra={"event_state": state, "woken": woken, "build_id": build, "canceled": canceled},
+    )
+    return {"marked": True, "woken": woken, "canceled": canceled}

@@ -28,6 +28,7 @@ from worker.providers import BuildProvider, BuildRef, BuildStatus, JobState, Sub
 from worker.schedule import Expectation
 from worker.settings import Settings
 from worker.step_event import StepEvent
+from worker.wake import BuildKey, WatchRegistry
 
 
 def publish_link(
@@ -76,6 +77,13 @@ def publish_link(
             "CodePipeline no longer accepts results for this job.", build_id=continuation.build_id
         )
     logger.info(what, extra={"summary": summary, "percent": percent})
+    if not step.job.continuation and settings.watch_table:
+        WatchRegistry(settings.watch_table).register_build(
+            step.job.pipeline.run_key,
+            BuildKey(continuation.build_id, continuation.endpoint),
+            job_id=step.job.job_id,
+            slug=continuation.slug,
+        )
     _wake_poller(settings, step.job.action_type)
     return {"published": True, "buildId": continuation.build_id, "percent": percent}
 
@@ -157,7 +165,7 @@ def report_outcome(
     count_failure(FailureType.JOB_FAILED)
     logger.info(
         "Reported build failure",
-        extra={"failure_type": FailureType.JOB_FAILED.value, "message": message},
+        extra={"failure_type": FailureType.JOB_FAILED.value, "failure_message": message},
     )
     return {"result": "failed", "type": FailureType.JOB_FAILED.value, "buildId": status.build_id}
 
@@ -194,7 +202,7 @@ def report_failure(step: StepEvent, jobs: CodePipelineJobs) -> dict[str, Any]:
         extra={
             "failure_type": failure_type.value,
             "error": _safe_name(error_name),
-            "message": clip(message, 1000),
+            "failure_message": clip(message, 1000),
         },
     )
     return {"result": "failed", "type": failure_type.value, "buildId": build_id}

@@ -113,6 +113,32 @@ class WatchRegistry:
             return Signal.WEBHOOK
         return None
 
+    def register_build(self, run_key: str, build: BuildKey, *, job_id: str, slug: str) -> None:
+        """Note the run's build as soon as it exists (the link is published): an abandon that
+        finds no parked execution can then cancel it, and a webhook find its run."""
+        now = clock.now()
+        expires = {"N": str(int(now) + ITEM_DAYS * 86400)}
+        self._update(
+            run_item_key(run_key),
+            "SET buildId = :build, endpoint = :endpoint, slug = :slug, jobId = :job, "
+            "expiresAt = :expires",
+            {
+                ":build": {"S": build.build_id},
+                ":endpoint": {"S": build.endpoint},
+                ":slug": {"S": slug},
+                ":job": {"S": job_id},
+                ":expires": expires,
+            },
+        )
+        self._put(
+            {
+                **build_item_key(build.build_id),
+                "run": {"S": run_key},
+                "endpoint": {"S": build.endpoint},
+                "expiresAt": expires,
+            }
+        )
+
     def abandoned(self, run_key: str) -> bool:
         """Whether an ABANDONED (or CANCELED) event was seen for this run."""
         item = self._get(run_item_key(run_key))
@@ -124,9 +150,9 @@ class WatchRegistry:
 
     # --- who wakes it ------------------------------------------------------------------------
 
-    def mark_abandoned(self, run_key: str) -> str | None:
-        """Record the abandon; the token of the parked execution, if one is parked."""
-        item = self._update(
+    def mark_abandoned(self, run_key: str) -> dict[str, Any]:
+        """Record the abandon; the run's item (its parked token, its build, if any)."""
+        return self._update(
             run_item_key(run_key),
             "SET abandonedAt = if_not_exists(abandonedAt, :at), expiresAt = :expires",
             {
@@ -134,7 +160,6 @@ class WatchRegistry:
                 ":expires": {"N": str(int(clock.now()) + ITEM_DAYS * 86400)},
             },
         )
-        return item.get("token", {}).get("S")
 
     def build(self, build_id: str) -> tuple[str, str] | None:
         """(run key, endpoint) of a build some execution is watching; None when unknown."""

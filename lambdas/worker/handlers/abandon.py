@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from worker.abandon import handle_action_event
 from worker.handlers.entry import event_handler
-from worker.settings import action_types_from_env
+from worker.settings import Settings
 from worker.wake import WatchRegistry
 
 
 @event_handler
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    settings = Settings.from_env()
+
+    def cancel(job_id: str, build_id: str, endpoint: str, slug: str) -> str:
+        from worker.providers.travis.provider import cancel_build_of
+
+        return cancel_build_of(settings, job_id, build_id, endpoint, slug)
+
     return handle_action_event(
-        event, action_types_from_env(), WatchRegistry(os.environ["WATCH_TABLE"])
+        event, settings.action_types, WatchRegistry(settings.watch_table), cancel
     )

@@ -181,11 +181,15 @@ class TravisProvider:
         if builds:
             build = builds[0]
             build_id = str(build["id"])
+            # The commit Travis builds is the build's, which may differ from the request's.
+            built = self._client(job, target.endpoint).get_build(target.slug, build_id)
+            built_commit = built.get("commit") if isinstance(built.get("commit"), dict) else {}
+            sha = (built_commit or {}).get("sha") or (commit or {}).get("sha")
             return BuildRef(
                 build_id=build_id,
-                number=str(build.get("number") or ""),
+                number=str(build.get("number") or built.get("number") or ""),
                 url=self._build_url(target.endpoint, target.slug, build_id),
-                commit=str(commit["sha"]) if commit and commit.get("sha") else None,
+                commit=str(sha) if sha else None,
             )
         if request.get("result") == "rejected" or (
             request.get("state") in ("finished", "rejected", "errored") and request.get("result")
@@ -470,3 +474,20 @@ def _jobs(raw: Any) -> list[JobState]:
                 )
             )
     return jobs
+
+
+def cancel_build_of(
+    settings: Settings, job_id: str, build_id: str, endpoint: str, slug: str
+) -> str:
+    """Cancel a build known only by its ids (the abandon handler, with no execution parked).
+
+    The token comes from the job's APIToken when CodePipeline still shows the job, else from
+    the worker's secret (trusted endpoints only).
+    """
+    tokens = TokenSource(CodePipelineJobs(), settings.token_secret_arn, settings.trusted_endpoints)
+    token = tokens.token_for(job_id, endpoint)
+    client = TravisClient(endpoint, token, session=_SESSION)
+    try:
+        return client.cancel_build(slug, build_id).value
+    except JobFailure as error:
+        return f"failed: {error.message}"

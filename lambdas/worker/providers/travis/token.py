@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
-from worker.codepipeline import CodePipelineJobs
+from worker.codepipeline import CodePipelineJobs, CodePipelineRejected
 from worker.failures import ConfigurationInvalid, ServiceUnavailable
 
 SECRET_CACHE_SECONDS = 300
@@ -66,9 +66,18 @@ class TokenSource:
         self._read_secret = secret_reader
 
     def token_for(self, job_id: str, endpoint: str) -> str:
-        token = self._jobs.configuration(job_id).get(TOKEN_PROPERTY, "").strip()
+        try:
+            token = self._jobs.configuration(job_id).get(TOKEN_PROPERTY, "").strip()
+        except CodePipelineRejected:
+            # The job is gone (abandoned or deleted): only canceling its build is left to do,
+            # with the worker's own token where that is trusted.
+            token = ""
         if token:
             return token
+        return self.worker_token(endpoint)
+
+    def worker_token(self, endpoint: str) -> str:
+        """The worker's own token, for trusted endpoints only."""
         if endpoint.rstrip("/") not in self._trusted:
             raise ConfigurationInvalid(
                 f"The Endpoint {endpoint} is not trusted with the worker's own Travis token: set "
