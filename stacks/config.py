@@ -46,7 +46,7 @@ class WorkerConfig:
     # finished and this long passed since the last summary ...
     progress_minutes: int = 5
     # ... and in any case after this long, so no job is held for hours.
-    hand_over_max_minutes: int = 30
+    hand_over_max_minutes: int = 60
     # Travis notifies a webhook when the build ends (push completion): opt-in, see README.
     webhooks: bool = False
     alarm_email: str | None = None
@@ -115,7 +115,7 @@ class WorkerConfig:
             poll_batch_size=_integer("pollBatchSize", get("pollBatchSize", 10)),
             log_retention_days=_integer("logRetentionDays", get("logRetentionDays", 30)),
             progress_minutes=_integer("progressMinutes", get("progressMinutes", 5)),
-            hand_over_max_minutes=_integer("handOverMaxMinutes", get("handOverMaxMinutes", 30)),
+            hand_over_max_minutes=_integer("handOverMaxMinutes", get("handOverMaxMinutes", 60)),
             webhooks=_boolean("webhooks", get("webhooks", False)),
             alarm_email=str(email).strip() if email else None,
             example_pipeline=_boolean("examplePipeline", get("examplePipeline", False)),

@@ -99,7 +99,7 @@ POLLING = SchedulePolicy(
 )
 # With a webhook the end is pushed; looks are only the fallback for a webhook that never comes.
 PUSH = SchedulePolicy(
-    near=60, far_fraction=1.0, min_far=300, backoff=WaitSchedule(first=60, factor=2.0, cap=600)
+    near=300, far_fraction=1.0, min_far=300, backoff=WaitSchedule(first=60, factor=2.0, cap=600)
 )
 
 

@@ -64,7 +64,7 @@ class Settings:
     # Hand the watch to a fresh continuation job when progress changed and this much time passed
     # since the last publication, and in any case after hand_over_max_seconds.
     progress_seconds: int = 300
-    hand_over_max_seconds: int = 1800
+    hand_over_max_seconds: int = 3600
     # The poller, woken right after a link is published so the continuation job starts at once.
     poller_function: str = ""
     state_machine_arn: str = ""

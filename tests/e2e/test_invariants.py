@@ -12,10 +12,19 @@ from typing import Any
 
 import pytest
 
+from local.clock import VirtualClock
 from local.codepipeline_emulator import CodePipelineEmulator
 from local.runner import LocalWorker
-from local.travis_fake import DEFAULT_TOKEN, RepoScript, TravisFake, token_fingerprint
-from tests.e2e.conftest import CONFIG, RUN_TIMEOUT, SLUG, everything_an_operator_sees, run_action
+from local.travis_fake import DEFAULT_TOKEN, TravisFake, token_fingerprint
+from tests.e2e.conftest import (
+    CONFIG,
+    RUN_TIMEOUT,
+    SLUG,
+    TIME_SCALE,
+    everything_an_operator_sees,
+    quick_travis,
+    run_action,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -33,9 +42,14 @@ def assert_one_build_one_result(worker: LocalWorker, travis: TravisFake, run_id:
 
 def test_two_pollers_at_once_start_one_execution_per_hand_out(worker_for: Any) -> None:
     # Given a job that CodePipeline hands to every poller until it is acknowledged (same nonce)
-    emulator = CodePipelineEmulator(redelivery_timeout_seconds=0.0, nonce_on_redelivery="same")
-    travis = TravisFake(repos={SLUG: RepoScript()})
-    worker = worker_for(travis=travis, emulator=emulator, deliver_events=False, sweep=False)
+    clock = VirtualClock(TIME_SCALE)
+    emulator = CodePipelineEmulator(
+        redelivery_timeout_seconds=0.0, nonce_on_redelivery="same", clock=clock
+    )
+    travis = quick_travis(clock)
+    worker = worker_for(
+        travis=travis, emulator=emulator, clock=clock, deliver_events=False, sweep=False
+    )
     run_id = worker.start_action(CONFIG, revision="a" * 40)
 
     # When two poller invocations run at the same moment and both receive the hand-out
@@ -65,12 +79,17 @@ def test_two_pollers_at_once_start_one_execution_per_hand_out(worker_for: Any) -
 def test_event_and_schedule_together_make_one_build(worker_for: Any) -> None:
     # Given the STARTED event and a fast schedule both receive the same hand-out (CodePipeline
     # hands an unacknowledged job to every poll here, with the same nonce, and the claim is slow)
-    emulator = CodePipelineEmulator(redelivery_timeout_seconds=0.0, nonce_on_redelivery="same")
-    travis = TravisFake(repos={SLUG: RepoScript()})
-    worker = worker_for(travis=travis, emulator=emulator, deliver_events=True, sweep=False)
+    clock = VirtualClock(TIME_SCALE)
+    emulator = CodePipelineEmulator(
+        redelivery_timeout_seconds=0.0, nonce_on_redelivery="same", clock=clock
+    )
+    travis = quick_travis(clock)
+    worker = worker_for(
+        travis=travis, emulator=emulator, clock=clock, deliver_events=True, sweep=False
+    )
 
     def slow_claim(function: Any, event: dict[str, Any]) -> None:
-        if function.handler.endswith("steps.claim"):
+        if function.handler.endswith("handlers.claim.handler"):
             time.sleep(0.3)
 
     worker.before_invoke.append(slow_claim)
@@ -88,8 +107,9 @@ def test_event_and_schedule_together_make_one_build(worker_for: Any) -> None:
 
 def test_duplicate_hand_out_replayed_to_the_poller_is_already_handled(worker_for: Any) -> None:
     # Given an execution already running for a hand-out
-    travis = TravisFake(repos={SLUG: RepoScript(polls_until_done=5)})
-    worker = worker_for(travis=travis, deliver_events=False, sweep=False)
+    clock = VirtualClock(TIME_SCALE)
+    travis = quick_travis(clock)
+    worker = worker_for(travis=travis, clock=clock, deliver_events=False, sweep=False)
     run_id = worker.start_action(CONFIG, revision="b" * 40)
     emulator_job = worker.emulator.jobs(run_id)[0]
     worker.poll()
@@ -124,15 +144,20 @@ def test_duplicate_hand_out_replayed_to_the_poller_is_already_handled(worker_for
 
 @pytest.mark.parametrize("nonce_mode", ["new", "same"])
 def test_slow_claim_and_redelivery_still_make_one_build(worker_for: Any, nonce_mode: str) -> None:
-    # Given CodePipeline hands an unacknowledged job out again after 0.3 s
-    emulator = CodePipelineEmulator(redelivery_timeout_seconds=0.3, nonce_on_redelivery=nonce_mode)
-    travis = TravisFake(repos={SLUG: RepoScript()})
-    worker = worker_for(travis=travis, emulator=emulator, deliver_events=True, sweep=True)
+    # Given CodePipeline hands an unacknowledged job out again after 30 s (0.3 s real)
+    clock = VirtualClock(TIME_SCALE)
+    emulator = CodePipelineEmulator(
+        redelivery_timeout_seconds=30.0, nonce_on_redelivery=nonce_mode, clock=clock
+    )
+    travis = quick_travis(clock)
+    worker = worker_for(
+        travis=travis, emulator=emulator, clock=clock, deliver_events=True, sweep=True
+    )
     slowed: list[str] = []
 
     def slow_first_claim(function: Any, event: dict[str, Any]) -> None:
         # The first claim of the first job takes longer than the redelivery timeout
-        if function.handler.endswith("steps.claim") and not slowed:
+        if function.handler.endswith("handlers.claim.handler") and not slowed:
             slowed.append(event["state"]["jobId"])
             time.sleep(1.0)
 
@@ -158,10 +183,9 @@ def test_slow_claim_and_redelivery_still_make_one_build(worker_for: Any, nonce_m
 def test_no_secret_reaches_executions_or_logs(worker_for: Any) -> None:
     # Given an action with its own APIToken, a worker secret, and artifact credentials
     api_token = "prop-token-7f3e9a1c55d2"
-    travis = TravisFake(
-        repos={SLUG: RepoScript()}, tokens={DEFAULT_TOKEN: "all", api_token: [SLUG]}
-    )
-    worker = worker_for(travis=travis)
+    clock = VirtualClock(TIME_SCALE)
+    travis = quick_travis(clock, tokens={DEFAULT_TOKEN: "all", api_token: [SLUG]})
+    worker = worker_for(travis=travis, clock=clock)
 
     # When one action uses the APIToken property and another the worker's secret
     with_property = run_action(worker, {**CONFIG, "APIToken": api_token})
@@ -184,4 +208,4 @@ def test_no_secret_reaches_executions_or_logs(worker_for: Any) -> None:
     leaked = sorted(s for s in secrets if s in seen)
     assert leaked == []
     # And the scan is not vacuous: the histories and logs are really there
-    assert "ResultReported" in seen and "Claimed job" in seen
+    assert "BuildPassed" in seen and "Claimed job" in seen
