@@ -7,18 +7,20 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
-export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+# Node.js 24 LTS comes from the npm registry into node_modules (package.json): the CDK CLI and
+# jsii run on it instead of whatever node the machine has (Node 20 is end-of-life).
+export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # Tests never need AWS: no credentials, no region lookups, no metadata service.
 TEST_ENV := AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION=us-east-1 \
-	AWS_EC2_METADATA_DISABLED=true POWERTOOLS_TRACE_DISABLED=true POWERTOOLS_METRICS_DISABLED=true
+	AWS_EC2_METADATA_DISABLED=true POWERTOOLS_METRICS_DISABLED=true
 CDK := npx --no-install cdk
 PYTEST_WORKERS ?= 2
 
 .PHONY: help setup synth test test-unit test-infra test-e2e lint format demo soak bench deploy destroy diff clean package
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
 
 $(STAMP): requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
