@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import Acknowledgment, RemovalPolicy, Stack, Validations
+from aws_cdk import Acknowledgment, CfnElement, RemovalPolicy, Stack, Validations
 from aws_cdk import aws_codepipeline as codepipeline
 from aws_cdk import aws_codepipeline_actions as actions
 from aws_cdk import aws_s3 as s3
@@ -90,18 +90,29 @@ class ExamplePipelineStack(Stack):
                 ),
             ],
         )
+        wildcard = "CDK's pipeline and action roles use wildcards for artifact objects and keys."
         for finding, reason in (
             (
                 "AwsSolutions-S1",
                 "An example pipeline's source and artifact buckets need no access logs.",
             ),
-            (
-                "AwsSolutions-IAM5[Resource::*]",
-                "CDK's pipeline role policies use wildcards for artifact objects and keys.",
+            *(
+                (f"AwsSolutions-IAM5[Action::{action}]", wildcard)
+                for action in (
+                    "s3:GetObject*",
+                    "s3:GetBucket*",
+                    "s3:List*",
+                    "s3:DeleteObject*",
+                    "s3:Abort*",
+                    "kms:ReEncrypt*",
+                    "kms:GenerateDataKey*",
+                )
             ),
             (
-                "AwsSolutions-IAM5",
-                "CDK's pipeline role policies use wildcards for artifact objects and keys.",
+                "AwsSolutions-IAM5[Resource::<"
+                + self.get_logical_id(self._cfn(self.pipeline.artifact_bucket))
+                + ".Arn>/*]",
+                wildcard,
             ),
             (
                 "AwsSolutions-KMS5",
@@ -111,3 +122,9 @@ class ExamplePipelineStack(Stack):
             Validations.of(self).acknowledge(
                 Acknowledgment(id=f"AwsSolutions::{finding}", reason=reason)
             )
+
+    @staticmethod
+    def _cfn(construct: Any) -> CfnElement:
+        child = construct.node.default_child
+        assert isinstance(child, CfnElement)  # noqa: S101 - L2 constructs always have one
+        return child

@@ -593,13 +593,9 @@ class TravisWorker(Construct):
                 "serves every pipeline that uses its action type and asks only about the action "
                 "execution of the job it holds (was it abandoned?).",
             ),
-            (
-                "AwsSolutions-DDB3",
-                "The watch table holds only wake-up tokens of running executions, which expire "
-                "within days; there is nothing to restore from a backup.",
-            ),
         ]
-        for function in self.all_functions.values():
+        # CDK's invoke grants (the state machine's steps, and publish waking the poller).
+        for function in [*self.step_functions.values(), self.poller]:
             logical_id = stack.get_logical_id(self._cfn(function))
             acknowledgements.append(
                 (

@@ -44,7 +44,7 @@ def reap(
         job = ExecutionInput.from_state(json.loads(execution.get("input") or "{}"))
     except (ValueError, KeyError, TypeError):
         return {"reaped": False, "reason": "not an execution of this worker"}
-    logger.append_keys(job_id=job.job_id, execution=name, **job.pipeline.log_keys())
+    logger.thread_safe_append_keys(job_id=job.job_id, execution=name, **job.pipeline.log_keys())
     claimed, build = _claim_and_build(states, arn, job, provider)
     if not claimed:
         logger.info("Execution ended before it claimed its job: nothing to reap")

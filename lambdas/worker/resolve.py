@@ -48,7 +48,7 @@ def resolve_build(
             "waitSeconds": settings.resolve_wait.seconds(polls - 1),
             "lookedAt": now,
         }
-    logger.append_keys(build_id=build.build_id)
+    logger.thread_safe_append_keys(build_id=build.build_id)
     if abandoned:
         return {"next": "cancel", "abandoned": True, "build": build.as_dict(), "polls": polls}
     _check_revision(step, provider, submission, build)

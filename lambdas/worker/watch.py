@@ -28,7 +28,7 @@ def watch_build(
 ) -> dict[str, Any]:
     """Look once at the build; `$.watch` (`next`: report | park | handover | cancel)."""
     continuation = Continuation.from_dict(step.job.continuation)
-    logger.append_keys(build_id=continuation.build_id)
+    logger.thread_safe_append_keys(build_id=continuation.build_id)
     previous = step.section("watch")
     looks = int(previous.get("looks", 0)) + 1
     if step.section("woken").get("signal") == Signal.ABANDONED.value:

@@ -2,19 +2,21 @@
 
 Synthesis starts a node process and takes seconds, so each variant of the app is synthesized once
 per test session (per xdist worker) and shared read-only: the default context, an overridden context
-with a concrete account and region (what `cdk deploy` with credentials sees), and (in its module) an
-imported token secret. Tests read the template as a plain dict; `Synthesized.assertions` gives the
-`aws_cdk.assertions.Template` for the few checks that read better with `Match`.
+with a concrete account and region (what `cdk deploy` with credentials sees), webhooks with an alarm
+e-mail, and (in their modules) an imported token secret and the example pipeline. Tests read the
+template as a plain dict; `Synthesized.assertions` gives the `aws_cdk.assertions.Template` for the
+checks that read better with `Match`/`Capture`.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -41,22 +43,39 @@ CUSTOM_CONTEXT: dict[str, Any] = {
     "watchTimeoutMinutes": 30,
     "resolveTimeoutMinutes": 5,
     "logRetentionDays": 7,
+    "progressMinutes": 10,
+    "handOverMaxMinutes": 20,
+    "pollBatchSize": "25",
 }
 CUSTOM_ENV = {"CDK_DEFAULT_ACCOUNT": "111122223333", "CDK_DEFAULT_REGION": "eu-west-1"}
 _STACK_ENV_KEYS = ("CDK_DEFAULT_ACCOUNT", "CDK_DEFAULT_REGION")
 
-# Handler of each function, as the tests name them.
+# Handler of each function, as the tests name them (one Lambda module per function).
+STEP_NAMES = (
+    "claim",
+    "submit",
+    "resolve",
+    "publish",
+    "watch",
+    "park",
+    "report",
+    "report_failure",
+    "cancel",
+)
 HANDLERS = {
-    "claim": "worker.handlers.steps.claim",
-    "submit": "worker.handlers.steps.submit",
-    "resolve": "worker.handlers.steps.resolve",
-    "publish": "worker.handlers.steps.publish",
-    "watch": "worker.handlers.steps.watch",
-    "report": "worker.handlers.steps.report",
-    "report_failure": "worker.handlers.steps.report_error",
-    "poller": "worker.handlers.poller.handler",
+    name: f"worker.handlers.{name}.handler" for name in (*STEP_NAMES, "poller", "abandon", "reaper")
 }
-STEPS = tuple(name for name in HANDLERS if name != "poller")
+# Only with context webhooks=true.
+WEBHOOK_HANDLER = "worker.handlers.webhook.handler"
+ALL_HANDLERS = {**HANDLERS, "webhook": WEBHOOK_HANDLER}
+# The variant with the optional parts of the worker stack switched on.
+WEBHOOK_CONTEXT: dict[str, Any] = {"webhooks": "true", "alarmEmail": "ops@example.com"}
+EXAMPLE_CONTEXT: dict[str, Any] = {
+    "examplePipeline": "true",
+    "exampleOwner": "my-org",
+    "exampleProject": "my-app",
+}
+STEPS = STEP_NAMES
 
 
 def render(value: Any) -> Any:
@@ -86,12 +105,14 @@ def as_list(value: Any) -> list[Any]:
 
 @dataclass
 class Synthesized:
-    """One synthesized app: the stack's template and the cloud assembly directory."""
+    """One synthesized app: the worker stack's template and the cloud assembly directory."""
 
     outdir: Path
     stack_name: str
     template: dict[str, Any]
     seconds: float
+    # Templates of the app's other stacks (the example pipeline), by stack name.
+    others: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @cached_property
     def assertions(self) -> Any:
@@ -120,7 +141,11 @@ class Synthesized:
             props["Handler"]: lid for lid, props in lambda_functions(self.template).items()
         }
         assert len(by_handler) == len(lambda_functions(self.template)), "two functions, one handler"
-        return {name: by_handler[handler] for name, handler in HANDLERS.items()}
+        return {
+            name: by_handler[handler]
+            for name, handler in ALL_HANDLERS.items()
+            if handler in by_handler
+        }
 
     def function(self, name: str) -> dict[str, Any]:
         return lambda_functions(self.template)[self.functions[name]]
@@ -186,22 +211,74 @@ def synthesize(
     with _stack_environment(env):
         app = build_app(outdir=str(outdir), context=dict(context or {}))
         assembly = app.synth()
-    (stack,) = assembly.stacks
+    stacks = {s.stack_name: dict(s.template) for s in assembly.stacks}
+    name = str((context or {}).get("stackName") or "CodePipelineTravisWorker")
+    template = stacks.pop(name)
     return Synthesized(
         outdir=outdir,
-        stack_name=stack.stack_name,
-        template=dict(stack.template),
+        stack_name=name,
+        template=template,
         seconds=time.perf_counter() - started,
+        others=stacks,
+    )
+
+
+def shared_synth(
+    tmp_path_factory: pytest.TempPathFactory,
+    name: str,
+    context: Mapping[str, Any] | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Synthesized:
+    """`synthesize` once per test run, not once per xdist worker: the first worker synthesizes
+    into the run's shared temporary folder under a lock, the others read its cloud assembly."""
+    base = tmp_path_factory.getbasetemp()
+    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    outdir = root / f"synth-{name}"
+    done = root / f"synth-{name}.json"
+    with (root / f"synth-{name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if not done.exists():
+                synth = synthesize(outdir, context, env)
+                done.write_text(
+                    json.dumps(
+                        {
+                            "stack": synth.stack_name,
+                            "seconds": synth.seconds,
+                            "others": sorted(synth.others),
+                        }
+                    )
+                )
+                return synth
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    saved = json.loads(done.read_text())
+
+    def template(stack: str) -> dict[str, Any]:
+        return dict(json.loads((outdir / f"{stack}.template.json").read_text()))
+
+    return Synthesized(
+        outdir=outdir,
+        stack_name=saved["stack"],
+        template=template(saved["stack"]),
+        seconds=saved["seconds"],
+        others={other: template(other) for other in saved["others"]},
     )
 
 
 @pytest.fixture(scope="session")
 def default_synth(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
     """The app with no context at all: every default, token secret created by the stack."""
-    return synthesize(tmp_path_factory.mktemp("synth-default"))
+    return shared_synth(tmp_path_factory, "default")
 
 
 @pytest.fixture(scope="session")
 def custom_synth(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
     """The app with CUSTOM_CONTEXT and a concrete account and region."""
-    return synthesize(tmp_path_factory.mktemp("synth-custom"), CUSTOM_CONTEXT, CUSTOM_ENV)
+    return shared_synth(tmp_path_factory, "custom", CUSTOM_CONTEXT, CUSTOM_ENV)
+
+
+@pytest.fixture(scope="session")
+def webhook_synth(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
+    """The app with WEBHOOK_CONTEXT: the webhook receiver and its URL, an alarm subscriber."""
+    return shared_synth(tmp_path_factory, "webhooks", WEBHOOK_CONTEXT)

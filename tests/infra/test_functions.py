@@ -8,8 +8,16 @@ from typing import Any
 
 import pytest
 
+from stacks.config import WorkerConfig
 from stacks.worker import ARCHITECTURE, RUNTIME
-from tests.infra.conftest import CUSTOM_CONTEXT, HANDLERS, STEPS, Synthesized, render
+from tests.infra.conftest import (
+    CUSTOM_CONTEXT,
+    HANDLERS,
+    STEPS,
+    WEBHOOK_HANDLER,
+    Synthesized,
+    render,
+)
 
 pytestmark = pytest.mark.synth
 
@@ -39,14 +47,17 @@ def test_one_dependency_layer_for_the_same_platform(default_synth: Synthesized, 
 
 
 @pytest.mark.parametrize("name", ALL)
-def test_handler_is_an_importable_function(
-    default_synth: Synthesized, name: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_one_lambda_module_per_function(default_synth: Synthesized, name: str) -> None:
+    assert default_synth.function(name)["Handler"] == f"worker.handlers.{name}.handler"
+
+
+@pytest.mark.parametrize("handler", [*sorted(HANDLERS.values()), WEBHOOK_HANDLER])
+def test_handler_is_an_importable_function(handler: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
-    module_name, _, function_name = default_synth.function(name)["Handler"].rpartition(".")
-    handler = getattr(importlib.import_module(module_name), function_name)
-    assert callable(handler)
+    module_name, _, function_name = handler.rpartition(".")
+    function = getattr(importlib.import_module(module_name), function_name)
+    assert callable(function)
 
 
 @pytest.mark.parametrize("name", ALL)
@@ -104,19 +115,45 @@ def test_environment_wiring(default_synth: Synthesized, name: str) -> None:
     assert env.get("POWERTOOLS_SERVICE_NAME")
 
 
-def test_only_the_poller_knows_the_state_machine(default_synth: Synthesized) -> None:
-    poller = default_synth.environment("poller")
-    # The ARN is built from the state machine's fixed name (the state machine invokes the poller,
-    # so a Ref would be a dependency cycle); it must name that very state machine.
+def test_every_function_knows_the_state_machine_and_the_table(default_synth: Synthesized) -> None:
+    # The ARN is built from the state machine's fixed name (the state machine invokes the
+    # functions, so a Ref would be a dependency cycle); it must name that very state machine.
     name = default_synth.template["Resources"][default_synth.state_machine_id]["Properties"][
         "StateMachineName"
     ]
-    assert render(poller["STATE_MACHINE_ARN"]) == (
-        f"arn:aws:states:us-east-1:123456789012:stateMachine:{name}"
-    )
-    assert 1 <= int(poller["POLL_BATCH_SIZE"]) <= 100
+    (table_id,) = default_synth.resources("AWS::DynamoDB::GlobalTable")
+    for function in ALL:
+        env = default_synth.environment(function)
+        assert render(env["STATE_MACHINE_ARN"]) == (
+            f"arn:aws:states:us-east-1:123456789012:stateMachine:{name}"
+        ), function
+        assert env["WATCH_TABLE"] == {"Ref": table_id}, function
+    assert 1 <= int(default_synth.environment("poller")["POLL_BATCH_SIZE"]) <= 100
+
+
+def test_steps_know_the_poller(default_synth: Synthesized) -> None:
+    poller = default_synth.functions["poller"]
     for name in STEPS:
-        assert "STATE_MACHINE_ARN" not in default_synth.environment(name), name
+        assert default_synth.environment(name)["POLLER_FUNCTION"] == {"Ref": poller}, name
+
+
+def test_hand_over_settings_come_from_context(
+    default_synth: Synthesized, custom_synth: Synthesized
+) -> None:
+    defaults = WorkerConfig()
+    for name in ALL:
+        env = default_synth.environment(name)
+        assert env["PROGRESS_SECONDS"] == str(defaults.progress_minutes * 60)
+        assert env["HAND_OVER_MAX_SECONDS"] == str(defaults.hand_over_max_minutes * 60)
+        custom = custom_synth.environment(name)
+        assert custom["PROGRESS_SECONDS"] == str(CUSTOM_CONTEXT["progressMinutes"] * 60)
+        assert custom["HAND_OVER_MAX_SECONDS"] == str(CUSTOM_CONTEXT["handOverMaxMinutes"] * 60)
+    assert custom_synth.environment("poller")["POLL_BATCH_SIZE"] == CUSTOM_CONTEXT["pollBatchSize"]
+
+
+def test_no_webhook_url_without_webhooks(default_synth: Synthesized) -> None:
+    for name in ALL:
+        assert "WEBHOOK_URL" not in default_synth.environment(name), name
 
 
 def test_action_types_follow_context(custom_synth: Synthesized) -> None:

@@ -6,12 +6,12 @@ import json
 
 import pytest
 
-from tests.infra.conftest import STEPS, Synthesized, as_list, synthesize
+from tests.infra.conftest import HANDLERS, Synthesized, as_list, synthesize
 
 pytestmark = pytest.mark.synth
 
 IMPORTED_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:ci/travis-token-AbC123"
-TOKEN_READERS = ("submit", "resolve", "watch")
+TOKEN_READERS = ("submit", "resolve", "watch", "report", "cancel", "reaper", "abandon")
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +47,8 @@ def test_imported_secret_is_not_created(imported_synth: Synthesized) -> None:
 
 
 def test_imported_secret_is_wired_to_every_function(imported_synth: Synthesized) -> None:
-    for name in (*STEPS, "poller"):
+    assert set(imported_synth.functions) == set(HANDLERS)
+    for name in imported_synth.functions:
         assert imported_synth.environment(name)["TRAVIS_TOKEN_SECRET_ARN"] == IMPORTED_ARN, name
 
 
@@ -66,6 +67,14 @@ def test_only_the_imported_secret_is_readable(imported_synth: Synthesized, name:
             "secretsmanager:GetSecretValue",
             "secretsmanager:DescribeSecret",
         }
+
+
+def test_no_other_function_reads_the_imported_secret(imported_synth: Synthesized) -> None:
+    for name in set(imported_synth.functions) - set(TOKEN_READERS):
+        statements = imported_synth.role_statements(
+            imported_synth.role_id(imported_synth.functions[name])
+        )
+        assert IMPORTED_ARN not in json.dumps(statements), name
 
 
 def test_imported_secret_passes_cdk_nag(imported_synth: Synthesized) -> None:

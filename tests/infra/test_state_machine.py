@@ -9,8 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from aws_cdk.assertions import Match
 
 from local.template import placeholder_function_arn
+from stacks.config import WorkerConfig
 from tests.infra.conftest import CUSTOM_CONTEXT, Synthesized
 
 pytestmark = pytest.mark.synth
@@ -23,10 +25,40 @@ TASKS = {
     "PublishLink": "publish",
     "WatchBuild": "watch",
     "ReportResult": "report",
+    "HandOver": "publish",
     "ReportFailure": "report_failure",
+    "CancelAbandoned": "cancel",
+    "CancelGone": "cancel",
 }
-# Tasks whose success is itself a result for the job (PutJobSuccessResult/PutJobFailureResult).
-REPORTING_TASKS = {"PublishLink", "ReportResult", "ReportFailure"}
+# Park tasks (.waitForTaskToken): the seconds path and the look they go back to.
+PARKS = {
+    "WaitForBuild": ("$.resolution.waitSeconds", "ResolveBuild"),
+    "WaitForProgress": ("$.watch.waitSeconds", "WatchBuild"),
+}
+# Tasks with the catch-all into ReportFailure (every task after Claim, but the best-effort
+# cancels, the parks that look again, and ReportFailure itself).
+GUARDED = {"SubmitBuild", "ResolveBuild", "PublishLink", "WatchBuild", "ReportResult", "HandOver"}
+# Tasks that may learn the run is over: abandoned before a build, or the job gone.
+ENDING = {"SubmitBuild", "PublishLink", "HandOver"}
+END_STATES = {
+    "NotClaimed",
+    "LinkPublished",
+    "HandedOver",
+    "BuildPassed",
+    "BuildFailed",
+    "ReportedFailure",
+    "Abandoned",
+    "JobGone",
+}
+# Tasks whose success is itself a result for the job (PutJobSuccessResult/PutJobFailureResult),
+# or whose run is over (abandoned, job gone: nothing takes a result any more).
+REPORTING_TASKS = {"PublishLink", "HandOver", "ReportResult", "ReportFailure"}
+PAYLOAD = {
+    "state.$": "$",
+    "execution.$": "$$.Execution.Name",
+    "retries.$": "$$.State.RetryCount",
+    "enteredAt.$": "$$.State.EnteredTime",
+}
 LAMBDA_SERVICE_ERRORS = {
     "Lambda.ServiceException",
     "Lambda.AWSLambdaException",
@@ -80,26 +112,37 @@ def test_logs_everything_to_a_log_group_with_retention(default_synth: Synthesize
     assert log_group["Properties"]["LogGroupName"].startswith("/aws/vendedlogs/states/")
 
 
-def test_overall_timeout_outlasts_the_watch_timeout(default_synth: Synthesized) -> None:
-    watch_seconds = int(default_synth.environment("watch")["WATCH_TIMEOUT_SECONDS"])
-    assert watch_seconds == 120 * 60
+def backstop_seconds(hand_over_minutes: int, resolve_minutes: int) -> int:
+    return (max(hand_over_minutes, resolve_minutes + 20) + 90) * 60
+
+
+def test_overall_timeout_is_a_backstop_past_one_execution(default_synth: Synthesized) -> None:
+    # One execution watches for at most a hand-over interval (then a continuation job goes on),
+    # or resolves for at most the resolve timeout; the execution timeout is only a backstop
+    # that must not cut short ReportFailure's hour of retries.
+    env = default_synth.environment("watch")
+    assert env["WATCH_TIMEOUT_SECONDS"] == str(120 * 60)
+    hand_over = int(env["HAND_OVER_MAX_SECONDS"])
+    resolve = int(env["RESOLVE_TIMEOUT_SECONDS"])
     timeout = default_synth.definition["TimeoutSeconds"]
-    # The watch step cancels the build and fails the job itself; the execution timeout is only a
-    # backstop and must not cut that short.
-    assert timeout > watch_seconds + 15 * 60
-    assert timeout < 24 * 3600, "CodePipeline gives a custom action 24 hours"
+    defaults = WorkerConfig()
+    assert hand_over == defaults.hand_over_max_minutes * 60
+    assert timeout == backstop_seconds(
+        defaults.hand_over_max_minutes, defaults.resolve_timeout_minutes
+    )
+    assert timeout > max(hand_over, resolve) + 60 * 60
+    assert timeout < 12 * 3600, "CodePipeline's job model caps a job at 12 hours"
 
 
-def test_watch_timeout_context_changes_env_and_timeout(
-    default_synth: Synthesized, custom_synth: Synthesized
-) -> None:
+def test_timeout_context_changes_env_and_timeout(custom_synth: Synthesized) -> None:
     watch = CUSTOM_CONTEXT["watchTimeoutMinutes"] * 60
     resolve = CUSTOM_CONTEXT["resolveTimeoutMinutes"] * 60
     for name in ("watch", "poller"):
         assert custom_synth.environment(name)["WATCH_TIMEOUT_SECONDS"] == str(watch)
         assert custom_synth.environment(name)["RESOLVE_TIMEOUT_SECONDS"] == str(resolve)
-    timeout = custom_synth.definition["TimeoutSeconds"]
-    assert watch + resolve < timeout < default_synth.definition["TimeoutSeconds"]
+    assert custom_synth.definition["TimeoutSeconds"] == backstop_seconds(
+        CUSTOM_CONTEXT["handOverMaxMinutes"], CUSTOM_CONTEXT["resolveTimeoutMinutes"]
+    )
 
 
 # --- the definition ----------------------------------------------------------------------------
@@ -116,38 +159,68 @@ def test_every_state_is_reachable(default_synth: Synthesized) -> None:
 
 def test_each_task_invokes_its_step_function(default_synth: Synthesized) -> None:
     tasks = {name: s for name, s in states(default_synth).items() if s["Type"] == "Task"}
-    tasks.pop("HandOverToWatch")  # checked below: it wakes the poller, it is not a step
-    assert set(tasks) == set(TASKS)
+    assert set(tasks) == set(TASKS) | set(PARKS)
     for name, function in TASKS.items():
         expected = placeholder_function_arn(default_synth.functions[function])
         assert tasks[name]["Resource"] == expected, name
-        # Each step gets the whole state and the execution name (for messages ops can trace).
-        assert tasks[name]["Parameters"] == {"state.$": "$", "execution.$": "$$.Execution.Name"}
+        # Each step gets the whole state, the execution name and its retry count and entry time.
+        assert tasks[name]["Parameters"] == PAYLOAD, name
         assert tasks[name]["ResultPath"].startswith("$."), "a step must not replace the state"
 
 
-def test_after_the_link_the_poller_is_woken_for_the_continuation_job(
-    default_synth: Synthesized,
+@pytest.mark.parametrize("park", sorted(PARKS))
+def test_park_tasks_wait_for_a_token_until_the_next_look(
+    default_synth: Synthesized, park: str
 ) -> None:
-    all_states = states(default_synth)
-    hand_over = all_states["HandOverToWatch"]
-    assert all_states["PublishLink"]["Next"] == "HandOverToWatch"
-    # asynchronous, with an event naming our action type, as CodePipeline's own event would
-    assert hand_over["Resource"] == "arn:aws:states:::lambda:invoke"
-    assert hand_over["Parameters"]["InvocationType"] == "Event"
-    assert hand_over["Parameters"]["FunctionName"] == placeholder_function_arn(
-        default_synth.functions["poller"]
-    )
-    assert hand_over["Parameters"]["Payload"]["detail"]["type"] == {
-        "owner": "Custom",
-        "category": "Test",
-        "provider": "Travis",
-        "version": "1",
+    seconds_path, look = PARKS[park]
+    state = states(default_synth)[park]
+    assert state["Resource"] == "arn:aws:states:::lambda:invoke.waitForTaskToken"
+    assert state["TimeoutSecondsPath"] == seconds_path
+    assert "TimeoutSeconds" not in state
+    assert state["ResultPath"] == "$.woken"
+    assert state["Parameters"] == {
+        "FunctionName": placeholder_function_arn(default_synth.functions["park"]),
+        "Payload": {**PAYLOAD, "token.$": "$$.Task.Token"},
     }
-    # The job already has its result: waking the poller may fail without touching the job
-    assert hand_over["ResultPath"] is None
-    assert [c["Next"] for c in hand_over["Catch"]] == ["LinkPublished"]
-    assert hand_over["Next"] == "LinkPublished"
+    # Woken or timed out (the normal way on), the run looks again; never to ReportFailure.
+    assert state["Next"] == look
+    assert state["Catch"] == [
+        {"ErrorEquals": ["States.ALL"], "ResultPath": "$.woken", "Next": look}
+    ]
+
+
+def test_park_tasks_are_reached_from_their_look(default_synth: Synthesized) -> None:
+    all_states = states(default_synth)
+    assert all_states["BuildCreated?"]["Default"] == "WaitForBuild"
+    assert all_states["Next?"]["Default"] == "WaitForProgress"
+    assert not [s for s in all_states.values() if s["Type"] == "Wait"]
+
+
+def test_every_end_state_exists_and_is_reachable(default_synth: Synthesized) -> None:
+    all_states = states(default_synth)
+    ends = {name for name, s in all_states.items() if s["Type"] == "Succeed" or s.get("End")}
+    assert ends == END_STATES
+    assert reachable(all_states, "Claim") >= END_STATES
+    for end in END_STATES:
+        assert all_states[end]["Type"] == "Succeed", end
+
+
+def test_end_states_follow_the_outcome(default_synth: Synthesized) -> None:
+    all_states = states(default_synth)
+    assert all_states["PublishLink"]["Next"] == "LinkPublished"
+    assert all_states["HandOver"]["Next"] == "HandedOver"
+    reported = {c["StringEquals"]: c["Next"] for c in all_states["Reported?"]["Choices"]}
+    assert reported == {"passed": "BuildPassed", "gone": "JobGone"}
+    assert all_states["Reported?"]["Default"] == "BuildFailed"
+    failure = {c["StringEquals"]: c["Next"] for c in all_states["FailureReported?"]["Choices"]}
+    assert failure == {"gone": "JobGone"}
+    assert all_states["FailureReported?"]["Default"] == "ReportedFailure"
+    assert all_states["CancelAbandoned"]["Next"] == "Abandoned"
+    assert all_states["CancelGone"]["Next"] == "JobGone"
+    watch = {c["StringEquals"]: c["Next"] for c in all_states["Next?"]["Choices"]}
+    assert watch == {"report": "ReportResult", "handover": "HandOver", "cancel": "CancelAbandoned"}
+    build = {c["StringEquals"]: c["Next"] for c in all_states["BuildCreated?"]["Choices"]}
+    assert build == {"publish": "PublishLink", "cancel": "CancelAbandoned"}
 
 
 def test_claim_has_no_catch(default_synth: Synthesized) -> None:
@@ -155,23 +228,67 @@ def test_claim_has_no_catch(default_synth: Synthesized) -> None:
     assert "Catch" not in states(default_synth)["Claim"]
 
 
-@pytest.mark.parametrize("task", sorted(set(TASKS) - {"Claim", "ReportFailure"}))
+@pytest.mark.parametrize("task", sorted(GUARDED))
 def test_steps_after_claim_catch_everything_into_report_failure(
     default_synth: Synthesized, task: str
 ) -> None:
-    catchers = states(default_synth)[task].get("Catch", [])
-    assert {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "ReportFailure"} in (
-        catchers
-    )
+    catchers = states(default_synth)[task]["Catch"]
+    # the catch-all comes last: the specific catches (ActionAbandoned, JobGone) win
+    assert catchers[-1] == {
+        "ErrorEquals": ["States.ALL"],
+        "ResultPath": "$.error",
+        "Next": "ReportFailure",
+    }
+
+
+def test_every_task_after_claim_is_guarded_or_ends_the_run(default_synth: Synthesized) -> None:
+    tasks = {n for n, s in states(default_synth).items() if s["Type"] == "Task"}
+    assert tasks - {"Claim"} == GUARDED | set(PARKS) | {
+        "ReportFailure",
+        "CancelAbandoned",
+        "CancelGone",
+    }
+
+
+@pytest.mark.parametrize("task", sorted(ENDING))
+def test_abandoned_and_gone_are_caught(default_synth: Synthesized, task: str) -> None:
+    catchers = states(default_synth)[task]["Catch"]
+    assert catchers[:2] == [
+        {"ErrorEquals": ["ActionAbandoned"], "ResultPath": "$.error", "Next": "Abandoned"},
+        {"ErrorEquals": ["JobGone"], "ResultPath": "$.error", "Next": "CancelGone"},
+    ]
+
+
+@pytest.mark.parametrize(
+    ("task", "end"), [("CancelAbandoned", "Abandoned"), ("CancelGone", "JobGone")]
+)
+def test_cancels_are_best_effort(default_synth: Synthesized, task: str, end: str) -> None:
+    assert states(default_synth)[task]["Catch"] == [
+        {"ErrorEquals": ["States.ALL"], "ResultPath": "$.cancelError", "Next": end}
+    ]
+
+
+def test_the_stack_catches_the_errors_the_worker_raises() -> None:
+    from stacks.state_machine import ABANDONED_ERROR, GONE_ERROR, PENDING_ERROR
+    from worker import failures
+
+    for name in (ABANDONED_ERROR, GONE_ERROR, PENDING_ERROR):
+        assert isinstance(getattr(failures, name), type), name
 
 
 def test_report_failure_does_not_loop(default_synth: Synthesized) -> None:
-    report_failure = states(default_synth)["ReportFailure"]
+    all_states = states(default_synth)
+    report_failure = all_states["ReportFailure"]
     assert "Catch" not in report_failure
-    assert states(default_synth)[report_failure["Next"]]["Type"] == "Succeed"
+    assert all_states[report_failure["Next"]]["Type"] == "Choice"
+    assert reachable(all_states, report_failure["Next"]) == {
+        "FailureReported?",
+        "JobGone",
+        "ReportedFailure",
+    }
 
 
-@pytest.mark.parametrize("task", sorted(TASKS))
+@pytest.mark.parametrize("task", sorted(set(TASKS) | set(PARKS)))
 def test_every_task_retries_transient_errors(default_synth: Synthesized, task: str) -> None:
     retriers = states(default_synth)[task].get("Retry", [])
     retried = {error for retrier in retriers for error in retrier["ErrorEquals"]}
@@ -179,20 +296,10 @@ def test_every_task_retries_transient_errors(default_synth: Synthesized, task: s
     assert retried >= LAMBDA_SERVICE_ERRORS
     # Classified failures (ConfigurationError, ...) must reach ReportFailure without delay.
     assert "States.ALL" not in retried
+    assert not retried & {"ActionAbandoned", "JobGone"}
     for retrier in retriers:
         assert retrier["MaxAttempts"] >= 1
         assert retrier.get("BackoffRate", 2.0) >= 1
-
-
-def test_waits_take_their_seconds_from_the_step(default_synth: Synthesized) -> None:
-    waits = {name: s for name, s in states(default_synth).items() if s["Type"] == "Wait"}
-    assert set(waits) == {"WaitForBuild", "WaitForProgress"}
-    assert waits["WaitForBuild"]["SecondsPath"] == "$.resolution.waitSeconds"
-    assert waits["WaitForBuild"]["Next"] == "ResolveBuild"
-    assert waits["WaitForProgress"]["SecondsPath"] == "$.watch.waitSeconds"
-    assert waits["WaitForProgress"]["Next"] == "WatchBuild"
-    for wait in waits.values():
-        assert not {"Seconds", "Timestamp", "TimestampPath"} & set(wait)
 
 
 def test_phase_is_chosen_by_the_continuation(default_synth: Synthesized) -> None:
@@ -202,9 +309,7 @@ def test_phase_is_chosen_by_the_continuation(default_synth: Synthesized) -> None
         if s["Type"] == "Choice"
         and any(c.get("Variable") == "$.continuation" for c in s["Choices"])
     ]
-    assert phase["Choices"] == [
-        {"Variable": "$.continuation", "IsNull": True, "Next": "SubmitBuild"}
-    ]
+    assert {"Variable": "$.continuation", "IsNull": True, "Next": "SubmitBuild"} in phase["Choices"]
     assert phase["Default"] == "WatchBuild"
 
 
@@ -212,32 +317,43 @@ def test_losing_the_claim_ends_without_touching_the_job(default_synth: Synthesiz
     all_states = states(default_synth)
     claimed = all_states[all_states["Claim"]["Next"]]
     assert claimed["Type"] == "Choice"
-    (lost,) = [c for c in claimed["Choices"] if c.get("BooleanEquals") is False]
-    assert lost["Variable"] == "$.claim.claimed"
-    assert all_states[lost["Next"]]["Type"] == "Succeed"
+    # the first choice: a lost claim wins over the phase
+    assert claimed["Choices"][0] == {
+        "Variable": "$.claim.claimed",
+        "BooleanEquals": False,
+        "Next": "NotClaimed",
+    }
 
 
 def test_every_claimed_job_ends_with_a_result(default_synth: Synthesized) -> None:
     # Invariant 2 at the definition level: after the claim, every way to end the execution goes
-    # through a step that gives the job a result; nothing ends in Fail or an unreported End.
+    # through a step that gives the job a result, or learned the run is over (abandoned, gone).
     all_states = states(default_synth)
     assert not [name for name, s in all_states.items() if s["Type"] == "Fail"]
     predecessors: dict[str, set[str]] = {name: set() for name in all_states}
     for name, state in all_states.items():
         for successor in successors(state):
             predecessors[successor].add(name)
-    lost_claim = {
-        c["Next"]
-        for c in all_states[all_states["Claim"]["Next"]]["Choices"]
-        if c.get("BooleanEquals") is False
+
+    def origin(name: str) -> set[str]:
+        # through Choices to the task that decided
+        if all_states[name]["Type"] != "Choice":
+            return {name}
+        return set().union(*(origin(p) for p in predecessors[name]))
+
+    allowed = {
+        "LinkPublished": {"PublishLink"},
+        "HandedOver": {"HandOver"},
+        "BuildPassed": {"ReportResult"},
+        "BuildFailed": {"ReportResult"},
+        "ReportedFailure": {"ReportFailure"},
+        "Abandoned": {"SubmitBuild", "PublishLink", "HandOver", "CancelAbandoned"},
+        "JobGone": {"ReportResult", "ReportFailure", "CancelGone"},
     }
-    ends = {name for name, s in all_states.items() if s["Type"] == "Succeed" or s.get("End")}
-    for end in ends - lost_claim:
-        assert all_states[end]["Type"] == "Succeed", end
-        # the hand-over comes only after PublishLink, so it counts as that step's ending
-        before = {"PublishLink" if p == "HandOverToWatch" else p for p in predecessors[end]}
-        assert predecessors["HandOverToWatch"] == {"PublishLink"}
-        assert before and before <= REPORTING_TASKS, (end, predecessors[end])
+    for end, tasks in allowed.items():
+        found = set().union(*(origin(p) for p in predecessors[end]))
+        assert found == tasks, (end, found)
+    assert set().union(*(origin(p) for p in predecessors["NotClaimed"])) == {"Claim"}
 
 
 def test_submit_retries_only_after_a_post_in_flight_has_landed(default_synth: Synthesized) -> None:
@@ -246,21 +362,29 @@ def test_submit_retries_only_after_a_post_in_flight_has_landed(default_synth: Sy
     # timeout is 20 s, so the retry must wait longer, without jitter that could shorten it.
     from worker.providers.travis.client import READ_TIMEOUT
 
-    (retrier,) = [
-        r
-        for r in states(default_synth)["SubmitBuild"]["Retry"]
-        if r["ErrorEquals"] == ["ServiceUnavailable"]
-    ]
-    assert retrier["IntervalSeconds"] > READ_TIMEOUT
-    assert retrier.get("JitterStrategy", "NONE") == "NONE"
+    retry = states(default_synth)["SubmitBuild"]["Retry"]
+    (retrier,) = [r for r in retry if r["ErrorEquals"] == ["ServiceUnavailable"]]
+    assert retrier["IntervalSeconds"] == 30 > READ_TIMEOUT
+    assert retrier["JitterStrategy"] == "NONE"
     # The same holds when the step was cut off by its timeout, possibly mid-POST (review finding)
-    (crash,) = [
-        r
-        for r in states(default_synth)["SubmitBuild"]["Retry"]
-        if "Sandbox.Timedout" in r["ErrorEquals"]
-    ]
-    assert crash["IntervalSeconds"] > READ_TIMEOUT
+    (crash,) = [r for r in retry if "Sandbox.Timedout" in r["ErrorEquals"]]
+    assert crash["IntervalSeconds"] == 30 > READ_TIMEOUT
     assert crash.get("JitterStrategy", "NONE") == "NONE"
+    # A request that may be ours is not processed yet: wait for Travis, then look again.
+    (pending,) = [r for r in retry if r["ErrorEquals"] == ["RequestPending"]]
+    assert pending == {
+        "ErrorEquals": ["RequestPending"],
+        "IntervalSeconds": 10,
+        "MaxAttempts": 15,
+        "BackoffRate": 1.5,
+        "MaxDelaySeconds": 120,
+    }
+
+
+def test_only_submit_waits_for_pending_requests(default_synth: Synthesized) -> None:
+    for name, state in states(default_synth).items():
+        retried = {e for r in state.get("Retry", []) for e in r["ErrorEquals"]}
+        assert ("RequestPending" in retried) == (name == "SubmitBuild"), name
 
 
 def test_the_stack_retries_the_error_the_worker_raises_for_outages() -> None:
@@ -284,3 +408,17 @@ def test_looks_at_travis_ride_out_a_long_outage(default_synth: Synthesized) -> N
             for n in range(retrier["MaxAttempts"])
         ]
         assert sum(waits) >= 30 * 60  # jitter may shorten each wait; the schedule is long
+
+
+def test_definition_with_match(default_synth: Synthesized) -> None:
+    # The rendered resource names the fixed state machine name, with logging and tracing.
+    default_synth.assertions.has_resource_properties(
+        "AWS::StepFunctions::StateMachine",
+        {
+            "StateMachineName": Match.string_like_regexp("^CodePipelineTravisWorker-Worker$"),
+            "TracingConfiguration": {"Enabled": True},
+            "LoggingConfiguration": Match.object_like(
+                {"Level": "ALL", "IncludeExecutionData": True}
+            ),
+        },
+    )

@@ -2,6 +2,10 @@
 
 Unit tests reach nothing but 127.0.0.1: a guard refuses any other connection, so a test that would
 talk to a real service fails loudly instead of hanging or leaking.
+
+Time: the Travis fake and the worker (`worker.clock`) share one `local.clock.VirtualClock` that is
+all but frozen (scale 1e6: a real second is a microsecond of virtual time); tests move it by hand
+with `clock.advance(seconds)`, so "Travis processes the request 5 s later" is deterministic.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import pytest
 from aws_lambda_powertools.utilities import parameters
 from botocore.retries import standard
 
+from local.clock import VirtualClock
 from local.codepipeline_emulator import CodePipelineEmulator
 from local.travis_fake import ALL, RepoScript, TravisFake
 from tests.unit.support import (
@@ -26,13 +31,16 @@ from tests.unit.support import (
     REVISION,
     SLUG,
     WORKER_TOKEN,
-    ManualClock,
+    ActionStatus,
     SecretStore,
     Sleeps,
+    StubRegistry,
+    VirtualClockView,
     botocore_client,
     make_settings,
 )
 from worker import aws
+from worker import clock as worker_clock
 from worker.codepipeline import CodePipelineJobs
 from worker.observability import logger
 from worker.providers.travis.provider import TravisProvider
@@ -78,9 +86,20 @@ def _stop_in_background(server: TravisFake | CodePipelineEmulator) -> None:
 
 
 @pytest.fixture
-def travis() -> Iterator[TravisFake]:
-    """Travis on 127.0.0.1 with our repository; both tokens may use it."""
-    fake = TravisFake({SLUG: RepoScript()}, tokens={JOB_TOKEN: ALL, WORKER_TOKEN: ALL}).start()
+def vclock() -> Iterator[VirtualClock]:
+    """The one virtual clock of a test, all but frozen, installed as the worker's clock."""
+    virtual = VirtualClock(1e6, start=1_700_000_000.0)
+    worker_clock.use(virtual.now, virtual.advance)
+    yield virtual
+    worker_clock.reset()
+
+
+@pytest.fixture
+def travis(vclock: VirtualClock) -> Iterator[TravisFake]:
+    """Travis on 127.0.0.1 with our repository; both tokens may use it; on the test's clock."""
+    fake = TravisFake(
+        {SLUG: RepoScript()}, tokens={JOB_TOKEN: ALL, WORKER_TOKEN: ALL}, clock=vclock
+    ).start()
     yield fake
     _stop_in_background(fake)
 
@@ -160,8 +179,25 @@ def budget(sleeps: Sleeps) -> Callable[[], RetryBudget]:
 
 
 @pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
+def clock(vclock: VirtualClock) -> VirtualClockView:
+    """The test's clock moved by hand (`clock.now`, `clock.advance(s)`): Travis and the worker
+    see the same time."""
+    return VirtualClockView(vclock)
+
+
+@pytest.fixture
+def registry() -> StubRegistry:
+    """The watch table's abandon marks (no DynamoDB): `registry.mark(run_key)`."""
+    return StubRegistry()
+
+
+@pytest.fixture
+def action_status(jobs: CodePipelineJobs, monkeypatch: pytest.MonkeyPatch) -> ActionStatus:
+    """What CodePipeline says of the action run (ListActionExecutions), "InProgress" unless a
+    test sets `action_status.status`."""
+    stub = ActionStatus()
+    monkeypatch.setattr(jobs, "action_status", stub)
+    return stub
 
 
 @pytest.fixture
@@ -184,9 +220,8 @@ def provider(
     settings: Settings,
     tokens: TokenSource,
     budget: Callable[[], RetryBudget],
-    clock: ManualClock,
 ) -> TravisProvider:
-    return TravisProvider(settings, tokens, budget=budget, clock=clock)
+    return TravisProvider(settings, tokens, budget=budget)
 
 
 @pytest.fixture

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import botocore.session
@@ -13,6 +15,7 @@ from botocore.config import Config
 
 from worker.job import ActionType, ExecutionInput, PipelineRef
 from worker.settings import RegisteredActionType, Settings, WaitSchedule
+from worker.wake import WatchRegistry
 
 OWNER = "octo-org"
 PROJECT = "hello.world"
@@ -25,6 +28,7 @@ WORKER_TOKEN = "worker-secret-token-a83b27"  # the worker's Secrets Manager toke
 SECRET_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:travis-token-AbCdEf"
 STATE_MACHINE_ARN = "arn:aws:states:us-east-1:123456789012:stateMachine:TravisWorker"
 PIPELINE = "release-pipeline"
+WATCH_TABLE = "travis-worker-watches"
 
 ACTION_TYPE = ActionType(category="Test", provider="Travis", version="1")
 ACTION_TYPE_API = ACTION_TYPE.as_api()
@@ -91,6 +95,10 @@ def worker_env(travis_endpoint: str, codepipeline_endpoint: str) -> dict[str, st
         "RESOLVE_TIMEOUT_SECONDS": "900",
         "WATCH_WAIT_SECONDS": "15,1.5,120",
         "RESOLVE_WAIT_SECONDS": "5,1.5,30",
+        "TRAVIS_WEB_URL": "https://app.travis-ci.com/github",
+        "WATCH_TABLE": WATCH_TABLE,
+        "PROGRESS_SECONDS": "300",
+        "HAND_OVER_MAX_SECONDS": "1800",
         "STATE_MACHINE_ARN": STATE_MACHINE_ARN,
         "POLL_BATCH_SIZE": "10",
         "POLL_TIME_BUDGET_SECONDS": "40",
@@ -123,9 +131,30 @@ def execution_input(
     )
 
 
-def step_event(job: ExecutionInput, execution: str = "exec-1", **sections: Any) -> dict[str, Any]:
-    """The payload the state machine sends a step: the state so far and the execution name."""
-    return {"state": {**job.as_dict(), **sections}, "execution": execution}
+def iso_time(epoch: float) -> str:
+    """Epoch seconds as Step Functions writes `$$.State.EnteredTime` (ISO 8601, milliseconds)."""
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def step_event(
+    job: ExecutionInput,
+    execution: str = "exec-1",
+    *,
+    retries: int | None = None,
+    entered_at: float | None = None,
+    token: str | None = None,
+    **sections: Any,
+) -> dict[str, Any]:
+    """The payload the state machine sends a step: the state so far and the execution name, and
+    (when given) `$$.State.RetryCount`, `$$.State.EnteredTime` and the task token."""
+    event: dict[str, Any] = {"state": {**job.as_dict(), **sections}, "execution": execution}
+    if retries is not None:
+        event["retries"] = retries
+    if entered_at is not None:
+        event["enteredAt"] = iso_time(entered_at)
+    if token is not None:
+        event["token"] = token
+    return event
 
 
 class Sleeps:
@@ -151,16 +180,79 @@ class ManualClock:
         self.now += seconds
 
 
+class VirtualClockView:
+    """A `local.clock.VirtualClock` seen as a ManualClock: `clock.now` (a float), `clock()`,
+    `clock.advance(seconds)`; the Travis fake and `worker.clock` read the same clock."""
+
+    def __init__(self, virtual: Any) -> None:
+        self.virtual = virtual
+
+    @property
+    def now(self) -> float:
+        return float(self.virtual.now())
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.virtual.advance(seconds)
+
+
 class SecretStore:
-    """The worker's token secret as the token source reads it (records every read)."""
+    """The worker's token secret as the token source reads it (records every read).
 
-    def __init__(self, value: str = json.dumps({"token": WORKER_TOKEN})) -> None:
+    Called as `reader(arn)` (cached) or `reader(arn, fresh=True)`; `fresh_value` is what a fresh
+    read returns (None: the same `value`), e.g. a token stored a moment ago while the cache still
+    holds the empty secret.
+    """
+
+    def __init__(
+        self, value: str = json.dumps({"token": WORKER_TOKEN}), fresh_value: str | None = None
+    ) -> None:
         self.value = value
+        self.fresh_value = fresh_value
         self.reads: list[str] = []
+        self.calls: list[tuple[str, bool]] = []  # (arn, fresh) per read
 
-    def __call__(self, arn: str) -> str:
+    def __call__(self, arn: str, *, fresh: bool = False) -> str:
         self.reads.append(arn)
+        self.calls.append((arn, fresh))
+        if fresh and self.fresh_value is not None:
+            return self.fresh_value
         return self.value
+
+
+class StubRegistry(WatchRegistry):
+    """The watch table as submit and watch use it: abandon marks per action run, recorded
+    (no DynamoDB; the other operations are not stubbed)."""
+
+    def __init__(self) -> None:  # no table, no clients
+        self.marked: set[str] = set()
+        self.cleared: list[str] = []
+        self.asked: list[str] = []
+
+    def mark(self, run_key: str) -> None:
+        self.marked.add(run_key)
+
+    def abandoned(self, run_key: str) -> bool:
+        self.asked.append(run_key)
+        return run_key in self.marked
+
+    def clear_abandoned(self, run_key: str) -> None:
+        self.cleared.append(run_key)
+        self.marked.discard(run_key)
+
+
+class ActionStatus:
+    """`CodePipelineJobs.action_status` stubbed: what ListActionExecutions would say."""
+
+    def __init__(self, status: str | None = "InProgress") -> None:
+        self.status = status
+        self.asked: list[Any] = []
+
+    def __call__(self, pipeline: Any) -> str | None:
+        self.asked.append(pipeline)
+        return self.status
 
 
 @dataclass
@@ -181,14 +273,37 @@ class LambdaContext:
         return int((self.timeout_seconds - (time.monotonic() - self.started)) * 1000)
 
 
-def run_phase_one(job: Any, provider: Any, settings: Any, clock: Any) -> dict[str, Any]:
-    """Run phase 1 up to a resolved build; returns the state sections so far."""
-    from worker.build import resolve_build, submit_build
+def run_phase_one(
+    job: Any,
+    provider: Any,
+    settings: Any,
+    clock: Any,
+    *,
+    jobs: Any = None,
+    registry: Any = None,
+    max_looks: int = 50,
+) -> dict[str, Any]:
+    """Run phase 1 (submit, then resolve until `next` is not park, advancing `clock` by each
+    wait); returns the state sections so far. `jobs`/`registry` default to stubs that say the
+    run is in progress and not abandoned."""
+    from worker.resolve import resolve_build
     from worker.step_event import StepEvent
+    from worker.submit import submit_build
 
-    submission = submit_build(StepEvent.parse(step_event(job)), provider)
+    jobs = jobs if jobs is not None else _InProgressJobs()
+    registry = registry if registry is not None else StubRegistry()
+    submission = submit_build(StepEvent.parse(step_event(job)), provider, registry, jobs)
     resolution: dict[str, Any] = {}
-    while not resolution.get("ready"):
+    for _ in range(max_looks):
         state = step_event(job, submission=submission, resolution=resolution)
-        resolution = resolve_build(StepEvent.parse(state), provider, settings, clock)
-    return {"submission": submission, "resolution": resolution}
+        resolution = resolve_build(StepEvent.parse(state), provider, settings, jobs)
+        if resolution["next"] != "park":
+            return {"submission": submission, "resolution": resolution}
+        clock.advance(resolution["waitSeconds"])
+    raise AssertionError(f"no build after {max_looks} looks: {resolution}")
+
+
+class _InProgressJobs:
+    """CodePipelineJobs where only `action_status` is asked: the run is in progress."""
+
+    action_status: Callable[[Any], str | None] = staticmethod(lambda pipeline: "InProgress")

@@ -40,15 +40,28 @@ def test_round_trip_through_codepipeline() -> None:
 
 
 def test_longest_valid_token_fits_codepipeline() -> None:
-    # Given the longest values the configuration validation lets through
+    # Given the longest values the configuration validation lets through, with every field
+    # worker 2 added (the build URL repeats the endpoint and the slug)
+    endpoint = "https://" + "h" * 492  # Endpoint is at most 500 characters
+    slug = "o" * 100 + "/" + "r" * 100  # Owner and ProjectName at most 100 each
     longest = Continuation(
         provider="travis",
         build_id="9" * 20,
         request_id="9" * 20,
-        endpoint="https://" + "h" * 492,  # Endpoint is at most 500 characters
-        slug="o" * 100 + "/" + "r" * 100,  # Owner and ProjectName at most 100 each
+        endpoint=endpoint,
+        slug=slug,
         started=1_700_000_000.123456,
         build_number="9" * 20,
+        url=f"{endpoint}/{slug}/builds/{'9' * 20}",
+        revision="f" * 40,
+        branch_head=True,
+        expected=123456.789012,
+        spread=98765.4321,
+        published_at=1_700_086_400.123456,
+        jobs_done=9999,
+        hand_overs=9999,
+        lost_answer=True,
+        push=True,
     )
 
     # When it is encoded
@@ -115,3 +128,26 @@ def test_what_the_poller_could_not_parse_is_unreadable(data: Any) -> None:
 )
 def test_parse_token(raw: str | None, expected: dict[str, Any] | None) -> None:
     assert parse_token(raw) == expected
+
+
+def test_a_token_of_worker_one_is_still_read() -> None:
+    # Given a token written before worker 2 added its fields
+    old = {k: v for k, v in TOKEN.as_dict().items() if k in {
+        "provider", "build_id", "request_id", "endpoint", "slug", "started", "build_number",
+        "version"}}  # fmt: skip
+
+    # Then it reads with the defaults: nothing published yet, no expectation, no push
+    parsed = Continuation.from_dict(old)
+    assert parsed == TOKEN
+    assert (parsed.jobs_done, parsed.hand_overs, parsed.published_at) == (-1, 0, 0.0)
+    assert (parsed.branch_head, parsed.lost_answer, parsed.push) == (False, False, False)
+
+
+def test_a_hand_over_counts_and_remembers_the_publication() -> None:
+    # When phase 2 hands the watch over after publishing 3 finished jobs
+    handed = TOKEN.handed_over(1_700_000_900.0, 3).handed_over(1_700_001_800.0, 5)
+
+    # Then the next job's token says when and what was published, and how often
+    assert (handed.published_at, handed.jobs_done, handed.hand_overs) == (1_700_001_800.0, 5, 2)
+    assert Continuation.from_dict(parse_token(handed.encode())) == handed
+    assert TOKEN.hand_overs == 0  # tokens are values

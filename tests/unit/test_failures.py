@@ -6,14 +6,22 @@ import pytest
 
 from worker.failures import (
     MAX_MESSAGE_LENGTH,
+    ActionAbandoned,
+    ActionEnded,
     BuildNotStarted,
     BuildUnsuccessful,
     ConfigurationInvalid,
     FailureType,
     JobFailure,
+    JobGone,
     PermissionDenied,
+    RequestAmbiguous,
+    RequestLimitReached,
+    RequestPending,
+    RevisionMismatch,
     RevisionNotFound,
     ServiceUnavailable,
+    TravisBanned,
     UnreadableContinuation,
     clip,
     failure_type_for_error,
@@ -38,6 +46,11 @@ def _all_subclasses(cls: type) -> set[type]:
         (ServiceUnavailable, FailureType.SYSTEM_UNAVAILABLE),
         (BuildNotStarted, FailureType.SYSTEM_UNAVAILABLE),
         (UnreadableContinuation, FailureType.JOB_FAILED),
+        (RevisionMismatch, FailureType.REVISION_OUT_OF_SYNC),
+        (RequestLimitReached, FailureType.SYSTEM_UNAVAILABLE),
+        (TravisBanned, FailureType.SYSTEM_UNAVAILABLE),
+        (RequestPending, FailureType.SYSTEM_UNAVAILABLE),
+        (RequestAmbiguous, FailureType.SYSTEM_UNAVAILABLE),
         (JobFailure, FailureType.JOB_FAILED),
     ],
 )
@@ -84,6 +97,15 @@ def test_every_failure_class_is_known_by_name() -> None:
     assert all(is_known_failure(cls.__name__) for cls in classes)
 
 
+@pytest.mark.parametrize("ended", [ActionEnded, ActionAbandoned, JobGone])
+def test_end_states_are_not_failures_to_report(ended: type[ActionEnded]) -> None:
+    # Given the quiet end states (the run was abandoned, or the job is gone)
+    # Then they are no JobFailure: the catch-all never turns them into a failure result
+    assert not issubclass(ended, JobFailure)
+    assert not is_known_failure(ended.__name__)
+    assert ended("gone", build_id="900001").build_id == "900001"
+
+
 @pytest.mark.parametrize("name", ["States.Timeout", "Sandbox.Timedout"])
 def test_step_timeouts_are_recognised(name: str) -> None:
     assert is_timeout(name)
@@ -110,10 +132,15 @@ def test_clip_collapses_whitespace_and_respects_the_limit() -> None:
     # When it is clipped
     clipped = clip(message)
 
-    # Then it is one line, exactly at the limit, and visibly shortened
+    # Then each line's whitespace is collapsed, its line breaks stay (a quoted log tail is
+    # lines), and it is exactly at the limit, visibly shortened
     assert len(clipped) == MAX_MESSAGE_LENGTH
-    assert clipped.startswith("line one line two x")
+    assert clipped.startswith("line one\nline two x")
     assert clipped.endswith("…")
+
+
+def test_clip_drops_blank_lines() -> None:
+    assert clip("Build failed.\n\n   \n  $ make test  \n") == "Build failed.\n$ make test"
 
 
 def test_clip_keeps_a_short_message() -> None:

@@ -13,7 +13,14 @@ import pytest
 from local.codepipeline_emulator import CodePipelineEmulator
 from tests.unit.support import ACTION_TYPE, ACTION_TYPE_API, JOB_TOKEN, PIPELINE, REVISION
 from worker.continuation import Continuation
-from worker.job import ActionType, ExecutionInput, execution_name, input_revision, sanitize_job
+from worker.job import (
+    ActionType,
+    ExecutionInput,
+    PipelineRef,
+    execution_name,
+    input_revision,
+    sanitize_job,
+)
 
 JOB_ID = "5f0c6a3e-8b1d-4e2f-9a7c-1b2d3e4f5a6b"
 SECRETS = frozenset({"APIToken"})
@@ -166,3 +173,23 @@ def _job(configuration: dict[str, str], continuation_token: str | None = None) -
     if continuation_token is not None:
         data["continuationToken"] = continuation_token
     return {"id": JOB_ID, "nonce": "1", "accountId": "123456789012", "data": data}
+
+
+def test_the_run_key_names_one_action_run_as_action_events_do() -> None:
+    # Given the pipeline context of a job (the first and every continuation job share it)
+    pipeline = PipelineRef(
+        name=PIPELINE,
+        stage="Test",
+        action="Travis",
+        execution_id="11111111-2222-3333-4444-555555555555",
+        action_execution_id="66666666-7777-8888-9999-000000000000",
+    )
+
+    # Then the run key holds what an ABANDONED event carries (no job or action execution id)
+    assert pipeline.run_key == f"{PIPELINE}/11111111-2222-3333-4444-555555555555/Test/Travis"
+    assert pipeline.log_keys() == {
+        "pipeline": PIPELINE,
+        "pipeline_execution_id": "11111111-2222-3333-4444-555555555555",
+        "stage": "Test",
+        "action": "Travis",
+    }

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-import boto3
+import botocore.session
 import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
@@ -33,10 +33,20 @@ SCHEDULE = {"detail-type": "Scheduled Event", "source": "aws.events", "detail": 
 OTHER = RegisteredActionType(ActionType("Build", "Jenkins", "1"), "jenkins", frozenset())
 
 
+# One botocore session, created after moto's import: boto3.client() builds a new session each
+# time moto resets boto3's default one, and loading the models is the slow part.
+_SESSION = botocore.session.get_session()
+
+
 @pytest.fixture
 def sfn() -> Iterator[Any]:
     with mock_aws():
-        yield boto3.client("stepfunctions", region_name="us-east-1")
+        yield _SESSION.create_client(
+            "stepfunctions",
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
 
 
 @pytest.fixture
@@ -506,3 +516,122 @@ def test_codepipeline_unavailable_for_one_action_type_does_not_stop_the_others(
 
     assert summary.poll_failures == 1
     assert summary.executions_started == 1
+
+
+def test_a_deleted_action_type_is_counted_and_the_others_still_served(
+    sfn: Any,
+    state_machine_arn: str,
+    starter: ExecutionStarter,
+    jobs: CodePipelineJobs,
+    create_job: Callable[..., str],
+    emulator: CodePipelineEmulator,
+) -> None:
+    # Given a deployment serving two action types, one of them deleted in CodePipeline
+    deleted = RegisteredActionType(
+        ActionType("Build", "Travis", "1"), "travis", frozenset({"APIToken"})
+    )
+    emulator.register_action_type(deleted.action_type.as_api())
+    emulator.delete_action_type(deleted.action_type.as_api())
+    job_id = create_job()
+
+    # When the poller runs
+    summary = _poll(jobs, starter, registered=[deleted, REGISTERED])
+
+    # Then the deleted type is counted once (not retried, not a poll failure) and ours is served
+    assert summary.unknown_action_types == 1
+    assert summary.poll_failures == 0
+    assert summary.executions_started == 1
+    codes = [c.error_code for c in emulator.calls("PollForJobs")]
+    assert codes[0] == "ActionTypeNotFoundException"
+    assert set(codes[1:]) == {None}
+    (execution,) = _executions(sfn, state_machine_arn).values()
+    assert execution["input"]["jobId"] == job_id
+
+
+def test_an_event_poll_is_patient_for_about_thirty_seconds(
+    jobs: CodePipelineJobs, starter: ExecutionStarter, emulator: CodePipelineEmulator
+) -> None:
+    # Given the handler's patience after an "action started" event, and a job that never appears
+    from worker.handlers.poller import EVENT_PATIENCE_SECONDS
+
+    pauses: list[float] = []
+
+    summary = poll_and_dispatch(
+        [REGISTERED],
+        jobs,
+        starter,
+        batch_size=10,
+        time_left=lambda: 40.0,
+        patience=EVENT_PATIENCE_SECONDS,
+        sleep=pauses.append,
+    )
+
+    # Then it paused through the whole patience (about 30 s), polling after each pause
+    assert pauses == list(EVENT_PATIENCE_SECONDS)
+    assert 25 <= sum(pauses) <= 35
+    assert summary.polls == len(EVENT_PATIENCE_SECONDS) + 1
+    assert len(emulator.calls("PollForJobs")) == summary.polls
+    assert summary.jobs_received == 0
+
+
+def test_a_job_pollable_after_a_delay_is_found_within_the_patience(
+    jobs: CodePipelineJobs,
+    starter: ExecutionStarter,
+    create_job: Callable[..., str],
+    emulator: CodePipelineEmulator,
+) -> None:
+    # Given CodePipeline makes the job pollable 7 s after its STARTED event (emulator clock
+    # moved by the injected sleep)
+    from worker.handlers.poller import EVENT_PATIENCE_SECONDS
+
+    now = [0.0]
+    emulator.timing.now = lambda: now[0]  # type: ignore[method-assign]
+    emulator.pollable_delay_seconds = 7.0
+    create_job()
+    pauses: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        pauses.append(seconds)
+        now[0] += seconds
+
+    summary = poll_and_dispatch(
+        [REGISTERED],
+        jobs,
+        starter,
+        batch_size=10,
+        time_left=lambda: 40.0,
+        patience=EVENT_PATIENCE_SECONDS,
+        sleep=sleep,
+    )
+
+    # Then it paused 1 + 2 + 3 + 4 s, found the job, and stopped at the next empty poll
+    assert pauses == [1.0, 2.0, 3.0, 4.0]
+    assert summary.executions_started == 1
+
+
+def _one_poll() -> Callable[[], float]:
+    left = iter([30.0])
+    return lambda: next(left, 0.0)
+
+
+def test_each_hand_out_of_a_job_gets_its_own_execution(
+    sfn: Any,
+    state_machine_arn: str,
+    starter: ExecutionStarter,
+    jobs: CodePipelineJobs,
+    create_job: Callable[..., str],
+    emulator: CodePipelineEmulator,
+) -> None:
+    # Given a job handed out again (not acknowledged in time: a new nonce)
+    emulator.redelivery_timeout_seconds = 0
+    job_id = create_job()
+    # (one poll each: with no redelivery timeout every poll hands the job out again)
+    first = _poll(jobs, starter, time_left=_one_poll())
+    second = _poll(jobs, starter, time_left=_one_poll())
+
+    # Then both hand-outs have their execution, named by their nonce; the claim decides
+    assert (first.executions_started, second.executions_started) == (1, 1)
+    assert set(_executions(sfn, state_machine_arn)) == {
+        execution_name(job_id, nonce) for nonce in emulator.job(job_id).nonces
+    }
+    assert len(emulator.job(job_id).nonces) == 2

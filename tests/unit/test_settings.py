@@ -13,9 +13,18 @@ from worker.settings import PollerSettings, Settings, SettingsError, WaitSchedul
 TRAVIS = "https://api.travis-ci.com"
 
 
+# What stacks/worker.py `_environment()` sets beyond the poller's and the old steps' variables.
+STEP_ENV = {
+    "TRAVIS_WEB_URL": "https://app.travis-ci.com/github/",
+    "WATCH_TABLE": "travis-worker-watches",
+    "PROGRESS_SECONDS": "300",
+    "HAND_OVER_MAX_SECONDS": "1800",
+}
+
+
 @pytest.fixture
 def env() -> dict[str, str]:
-    return worker_env(TRAVIS + "/", "http://127.0.0.1:1")
+    return {**worker_env(TRAVIS + "/", "http://127.0.0.1:1"), **STEP_ENV}
 
 
 def test_the_stacks_environment_is_parsed(env: dict[str, str]) -> None:
@@ -64,6 +73,10 @@ def test_settings_are_read_from_the_process_environment(
         "RESOLVE_TIMEOUT_SECONDS",
         "WATCH_WAIT_SECONDS",
         "RESOLVE_WAIT_SECONDS",
+        "TRAVIS_WEB_URL",
+        "WATCH_TABLE",
+        "PROGRESS_SECONDS",
+        "HAND_OVER_MAX_SECONDS",
     ],
 )
 @pytest.mark.parametrize("value", [None, "", "   "])
@@ -80,7 +93,15 @@ def test_a_missing_variable_is_named(env: dict[str, str], name: str, value: str 
         Settings.from_env(env)
 
 
-@pytest.mark.parametrize("name", ["WATCH_TIMEOUT_SECONDS", "RESOLVE_TIMEOUT_SECONDS"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "WATCH_TIMEOUT_SECONDS",
+        "RESOLVE_TIMEOUT_SECONDS",
+        "PROGRESS_SECONDS",
+        "HAND_OVER_MAX_SECONDS",
+    ],
+)
 def test_a_non_integer_is_named_with_its_value(env: dict[str, str], name: str) -> None:
     env[name] = "2h"
     with pytest.raises(SettingsError, match=rf"{name} must be an integer, got '2h'"):
@@ -157,3 +178,29 @@ def test_wait_schedule_backs_off_to_its_cap() -> None:
     assert [schedule.seconds(n) for n in range(7)] == [5, 7, 11, 16, 25, 30, 30]
     assert schedule.seconds(-3) == 5
     assert schedule.seconds(10_000) == 30
+
+
+def test_the_new_step_variables_are_parsed(env: dict[str, str]) -> None:
+    # Given the stack's step environment without push and without the poller's name
+    settings = Settings.from_env(env)
+
+    # Then the web URL loses its trailing slash, the table and hand-over timing are typed,
+    # and push is off
+    assert settings.web_url == "https://app.travis-ci.com/github"
+    assert settings.watch_table == "travis-worker-watches"
+    assert (settings.progress_seconds, settings.hand_over_max_seconds) == (300, 1800)
+    assert settings.webhook_url == settings.poller_function == ""
+    assert settings.push is False
+
+
+def test_push_and_the_poller_function_are_optional(env: dict[str, str]) -> None:
+    # Given push enabled (the function URL) and the poller to wake after a hand-over
+    env["WEBHOOK_URL"] = " https://abc.lambda-url.us-east-1.on.aws/ "
+    env["POLLER_FUNCTION"] = "travis-worker-poller"
+
+    settings = Settings.from_env(env)
+
+    assert settings.webhook_url == "https://abc.lambda-url.us-east-1.on.aws/"
+    assert settings.push is True
+    assert settings.poller_function == "travis-worker-poller"
+    assert settings.state_machine_arn == env["STATE_MACHINE_ARN"]

@@ -33,3 +33,28 @@ def test_an_event_without_the_execution_name_still_parses() -> None:
     event = step_event(execution_input())
     del event["execution"]
     assert StepEvent.parse(event).execution == ""
+
+
+def test_the_context_facts_are_read() -> None:
+    # Given a retried parking task's payload: retry count, entered time, task token
+    event = {
+        **step_event(execution_input(), execution="job-1a2b3c4d"),
+        "retries": 2,
+        "enteredAt": "2026-12-01T10:00:00.250Z",
+        "token": "task-token",
+    }
+
+    step = StepEvent.parse(event)
+
+    assert step.retries == 2
+    assert step.entered_at == pytest.approx(1_796_119_200.25)
+    assert step.token == "task-token"
+
+
+@pytest.mark.parametrize("retries", [None, "x", ""])
+def test_odd_context_facts_read_as_a_first_attempt(retries: object) -> None:
+    event = {**step_event(execution_input()), "retries": retries, "enteredAt": "not a time"}
+
+    step = StepEvent.parse(event)
+
+    assert (step.retries, step.entered_at, step.token) == (0, None, "")

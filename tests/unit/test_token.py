@@ -60,6 +60,8 @@ def test_the_workers_secret_is_used_otherwise(
     # Then it is the worker's token, read from the configured secret
     assert token == WORKER_TOKEN
     assert secret.reads == [SECRET_ARN]
+    # once, through the cache: a secret that holds a token is not read fresh
+    assert secret.calls == [(SECRET_ARN, False)]
 
 
 @pytest.mark.parametrize(
@@ -70,13 +72,31 @@ def test_an_empty_secret_is_a_configuration_error(
     jobs: CodePipelineJobs, create_job: Callable[..., str], stored: str
 ) -> None:
     # Given a job without APIToken and a secret holding no token (e.g. the stack's placeholder)
-    source = TokenSource(jobs, SECRET_ARN, frozenset({TRUSTED}), SecretStore(stored))
+    secret = SecretStore(stored)
+    source = TokenSource(jobs, SECRET_ARN, frozenset({TRUSTED}), secret)
 
     # Then the user is told both ways to provide one
     with pytest.raises(ConfigurationInvalid, match="No Travis API token") as raised:
         source.token_for(create_job(api_token=None), TRUSTED)
     assert "APIToken" in raised.value.message
     assert SECRET_ARN in raised.value.message
+    # after reading it through the cache, then fresh (an empty value is never trusted cached)
+    assert secret.calls == [(SECRET_ARN, False), (SECRET_ARN, True)]
+
+
+def test_an_empty_cached_secret_is_read_fresh_at_once(
+    jobs: CodePipelineJobs, create_job: Callable[..., str]
+) -> None:
+    # Given the container cached the stack's empty placeholder, and a token was stored since
+    secret = SecretStore(json.dumps({"token": ""}), fresh_value=json.dumps({"token": WORKER_TOKEN}))
+    source = TokenSource(jobs, SECRET_ARN, frozenset({TRUSTED}), secret)
+
+    # When a step needs the token
+    token = source.token_for(create_job(api_token=None), TRUSTED)
+
+    # Then the token stored a moment ago works now: read as reader(arn), then reader(arn, fresh)
+    assert token == WORKER_TOKEN
+    assert secret.calls == [(SECRET_ARN, False), (SECRET_ARN, True)]
 
 
 def test_an_empty_api_token_falls_back_to_the_secret(
@@ -144,6 +164,36 @@ def test_read_secret_is_cached_across_calls(secrets_manager: None) -> None:
 
     # Then a warm container keeps using its cached value for a few minutes
     assert read_secret(arn) == "first"
+
+
+def test_read_secret_fresh_skips_the_cache(secrets_manager: None) -> None:
+    # Given a secret read once (cached), then changed
+    client = boto3.client("secretsmanager", region_name="us-east-1")
+    arn = client.create_secret(Name="travis", SecretString="first")["ARN"]
+    assert read_secret(arn) == "first"
+    client.put_secret_value(SecretId=arn, SecretString="second")
+
+    # Then a fresh read sees the new value, and refreshes the cache
+    assert read_secret(arn, fresh=True) == "second"
+    assert read_secret(arn) == "second"
+
+
+def test_a_token_stored_after_the_placeholder_was_cached_works_at_once(
+    secrets_manager: None, jobs: CodePipelineJobs, create_job: Callable[..., str]
+) -> None:
+    # Given the worker's secret is the stack's placeholder, already cached by this container
+    client = boto3.client("secretsmanager", region_name="us-east-1")
+    arn = client.create_secret(Name="travis", SecretString=json.dumps({"token": ""}))["ARN"]
+    assert token_from_secret(read_secret(arn)) == ""
+    # and the operator stores the token right after deploying
+    client.put_secret_value(SecretId=arn, SecretString=json.dumps({"token": WORKER_TOKEN}))
+
+    # When the first job without APIToken needs a token (the real reader)
+    source = TokenSource(jobs, arn, frozenset({TRUSTED}))
+    token = source.token_for(create_job(api_token=None), TRUSTED)
+
+    # Then it is the stored token, not "no token configured"
+    assert token == WORKER_TOKEN
 
 
 def test_a_missing_secret_is_a_configuration_error(secrets_manager: None) -> None:

@@ -1,0 +1,311 @@
+"""The watch step: one look at the build per invocation, and what comes next.
+
+`next` is report (finished), park (with the schedule's wait), handover (publish progress in a
+fresh continuation job) or cancel (the run was abandoned). The watch timeout cancels the build and
+fails the job; a build of another commit is a RevisionMismatch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from local.travis_fake import ALL, JobScript, TravisFake
+from tests.unit.support import (
+    JOB_TOKEN,
+    SLUG,
+    WATCH_WAIT,
+    ActionStatus,
+    StubRegistry,
+    VirtualClockView,
+    execution_input,
+    run_phase_one,
+    step_event,
+)
+from worker.codepipeline import CodePipelineJobs
+from worker.continuation import Continuation
+from worker.failures import BuildUnsuccessful, RevisionMismatch
+from worker.job import ExecutionInput
+from worker.providers import BuildRef, Submission
+from worker.providers.travis.provider import TravisProvider
+from worker.schedule import Expectation, policy
+from worker.settings import Settings
+from worker.step_event import StepEvent
+from worker.watch import watch_build
+
+QUICK, SLOW = 60.0, 600.0  # job run times (virtual seconds)
+
+
+@pytest.fixture
+def watched(
+    travis: TravisFake,
+    create_job: Callable[..., str],
+    provider: TravisProvider,
+    settings: Settings,
+    clock: VirtualClockView,
+    jobs: CodePipelineJobs,
+    registry: StubRegistry,
+    action_status: ActionStatus,
+) -> Callable[..., ExecutionInput]:
+    """Phase 1 up to the build, then the continuation job phase 2 runs with."""
+
+    def start(*job_scripts: JobScript, expected: float = 0.0) -> ExecutionInput:
+        travis.script(SLUG).jobs = list(job_scripts) or [JobScript(duration=SLOW)]
+        first = execution_input(create_job())
+        state = run_phase_one(first, provider, settings, clock, jobs=jobs, registry=registry)
+        submission = Submission.from_dict(state["submission"])
+        build = BuildRef.from_dict(state["resolution"]["build"])
+        expectation = Expectation(expected, 20.0, 3) if expected else None
+        continuation = provider.continuation(first, submission, build, expectation)
+        return execution_input(create_job(), continuation=continuation.as_dict())
+
+    return start
+
+
+@pytest.fixture
+def watch(
+    provider: TravisProvider, settings: Settings, jobs: CodePipelineJobs, registry: StubRegistry
+) -> Callable[..., dict[str, Any]]:
+    def run(job: ExecutionInput, **sections: Any) -> dict[str, Any]:
+        event = step_event(job, **sections)
+        return watch_build(StepEvent.parse(event), provider, settings, jobs, registry)
+
+    return run
+
+
+def _continuation(job: ExecutionInput) -> Continuation:
+    return Continuation.from_dict(job.continuation)
+
+
+def test_progress_comes_from_the_builds_jobs(
+    travis: TravisFake,
+    watched: Callable[..., ExecutionInput],
+    watch: Callable[..., dict],
+    clock: VirtualClockView,
+) -> None:
+    # Given a build of a quick and a slow job, the quick one done
+    job = watched(JobScript(duration=QUICK), JobScript(duration=SLOW))
+    clock.advance(30 + QUICK)
+
+    # When the watch looks
+    result = watch(job)
+
+    # Then it asked Travis for the build with its jobs, and counts the finished one
+    (call,) = travis.calls_of("get_build")
+    assert call.path == f"/build/{_continuation(job).build_id}"
+    assert call.query["include"] == ["build.jobs"]
+    status = result["status"]
+    assert (status["state"], status["jobs_done"], status["jobs"]) == ("started", 1, 2)
+    assert status["progress"] == 50
+    assert status["finished"] is False
+    assert result["looks"] == 1
+
+
+def test_a_finished_build_is_reported(
+    travis: TravisFake,
+    watched: Callable[..., ExecutionInput],
+    watch: Callable[..., dict],
+    clock: VirtualClockView,
+) -> None:
+    job = watched(JobScript(duration=QUICK), JobScript(duration=QUICK, state="failed"))
+    clock.advance(30 + QUICK)
+
+    result = watch(job)
+
+    assert result["next"] == "report"
+    assert result["status"]["state"] == "failed"
+    assert result["status"]["passed"] is False
+    assert result["status"]["progress"] == 100
+    assert result["status"]["jobs_done"] == 2
+
+
+def test_without_history_the_watch_parks_on_the_backoff(
+    watched: Callable[..., ExecutionInput],
+    watch: Callable[..., dict],
+    clock: VirtualClockView,
+) -> None:
+    # Given a build with no expectation (no history), still running
+    job = watched()
+    clock.advance(30)
+
+    # When the watch looks twice
+    first = watch(job)
+    second = watch(job, watch=first)
+
+    # Then it parks on the polling backoff: 15 s, then 22 s
+    assert first["next"] == "park"
+    assert first["waitSeconds"] == WATCH_WAIT.seconds(0)
+    assert second["waitSeconds"] == WATCH_WAIT.seconds(1)
+    assert second["looks"] == 2
+
+
+def test_with_an_expectation_the_watch_sleeps_until_the_window(
+    watched: Callable[..., ExecutionInput],
+    watch: Callable[..., dict],
+    clock: VirtualClockView,
+    settings: Settings,
+) -> None:
+    # Given builds of this branch take about 600 s, and this one started a while ago
+    job = watched(expected=SLOW)
+    clock.advance(60)
+
+    result = watch(job)
+
+    # Then it parks as the schedule says for the elapsed time (long before the window)
+    elapsed = result["lookedAt"] - result["status"]["started_at"]
+    wanted = policy(False, settings.watch_wait).next_wait(elapsed, Expectation(SLOW, 20.0, 1), 0)
+    assert result["next"] == "park"
+    assert result["waitSeconds"] == wanted
+    assert wanted > WATCH_WAIT.cap  # a long park, not a poll
+
+
+def test_progress_after_the_progress_interval_hands_over(
+    watched: Callable[..., ExecutionInput],
+    watch: Callable[..., dict],
+    clock: VirtualClockView,
+    settings: Settings,
+) -> None:
+    # Given one of two jobs finished
+    job = watched(JobScript(duration=QUICK), JobScript(duration=3600))
+    clock.advance(30 + QUICK)
+
+    # When the watch looks before the progress interval has passed since the publication: park
+    assert watch(job)["next"] == "park"
+
+    # and after it: hand over (publish the progress in a fresh job)
+    clock.advance(settings.progress_seconds)
+    assert watch(job)["next"] == "handover"
+
+
+def test_without_progress_the_watch_hands_over_after_the_maximum(
+    watched: Callable[..., ExecutionInput],
+    watch: Callable[..., dict],
+    clock: VirtualClockView,
+    settings: Settings,
+) -> None:
+    # Given a single long job: no progress to publish
+    job = watched(JobScript(duration=3 * 3600))
+    clock.advance(settings.progress_seconds + 60)
+    assert watch(job)["next"] == "park"
+
+    # When the watch has held the job for HAND_OVER_MAX_SECONDS
+    clock.advance(settings.hand_over_max_seconds)
+    result = watch(job)
+
+    # Then it hands over anyway
+    assert result["next"] == "handover"
+    assert result["status"]["jobs_done"] == 0
+
+
+def test_a_park_never_sleeps_past_the_hand_over(
+    watched: Callable[..., ExecutionInput],
+    watch: Callable[..., dict],
+    clock: VirtualClockView,
+    settings: Settings,
+) -> None:
+    job = watched(JobScript(duration=3 * 3600), expected=3 * 3600)
+    clock.advance(settings.hand_over_max_seconds - 100)
+
+    result = watch(job)
+
+    assert result["next"] == "park"
+    assert result["waitSeconds"] <= 100
+
+
+def test_an_abandoned_run_cancels_without_looking(
+    travis: TravisFake,
+    watched: Callable[..., ExecutionInput],
+    watch: Callable[..., dict],
+    action_status: ActionStatus,
+) -> None:
+    # Given the run was abandoned and CodePipeline confirms it
+    job = watched()
+    travis.reset_calls()
+    action_status.status = "Abandoned"
+
+    result = watch(job, woken={"signal": "abandoned"})
+
+    # Then the next step cancels the build; the watch asked Travis nothing
+    assert result == {"next": "cancel", "reason": "abandoned", "looks": 1}
+    assert travis.calls == []
+
+
+def test_a_contradicted_abandon_mark_is_cleared_and_the_watch_goes_on(
+    travis: TravisFake,
+    watched: Callable[..., ExecutionInput],
+    watch: Callable[..., dict],
+    registry: StubRegistry,
+    action_status: ActionStatus,
+) -> None:
+    # Given a mark left by an earlier run of the stage; CodePipeline says this run is InProgress
+    job = watched()
+    registry.mark(job.pipeline.run_key)
+    travis.reset_calls()
+
+    result = watch(job, woken={"signal": "abandoned"})
+
+    # Then the mark is cleared and the build watched as usual
+    assert registry.cleared == [job.pipeline.run_key]
+    assert result["next"] == "park"
+    assert [c.kind for c in travis.calls] == ["get_build"]
+
+
+@pytest.mark.parametrize("may_cancel", [True, False])
+def test_the_watch_timeout_cancels_and_fails(
+    travis: TravisFake,
+    watched: Callable[..., ExecutionInput],
+    watch: Callable[..., dict],
+    clock: VirtualClockView,
+    settings: Settings,
+    may_cancel: bool,
+) -> None:
+    # Given a build that runs past the watch timeout
+    job = watched(JobScript(duration=5 * 3600))
+    if not may_cancel:
+        travis.add_token(JOB_TOKEN, ALL, can_cancel=False)
+    clock.advance(settings.watch_timeout_seconds + 1)
+
+    # When the watch looks
+    with pytest.raises(BuildUnsuccessful, match="did not finish within 120 minutes") as timeout:
+        watch(job)
+
+    # Then it asked Travis to cancel the build, and says whether Travis did
+    build_id = _continuation(job).build_id
+    (cancel,) = travis.calls_of("cancel_build")
+    assert cancel.path == f"/build/{build_id}/cancel"
+    assert timeout.value.build_id == build_id
+    if may_cancel:
+        assert cancel.status == 202
+        assert "it was canceled" in timeout.value.message
+        clock.advance(60)
+        assert travis.get_build(int(build_id)).state == "canceled"
+    else:
+        assert cancel.status == 403
+        assert "the token may not cancel builds" in timeout.value.message
+        assert travis.get_build(int(build_id)).state == "started"
+
+
+def test_a_build_of_another_commit_is_a_mismatch_and_canceled(
+    travis: TravisFake,
+    watched: Callable[..., ExecutionInput],
+    watch: Callable[..., dict],
+    clock: VirtualClockView,
+) -> None:
+    # Given Travis builds another commit than the pipeline's (resolve does not see it: see the
+    # xfail in test_resolve.py)
+    other = "abcdef0123456789abcdef0123456789abcdef01"
+    travis.script(SLUG).build_sha = other
+    job = watched()
+    clock.advance(30)
+
+    # When the watch looks
+    with pytest.raises(RevisionMismatch) as mismatch:
+        watch(job)
+
+    # Then the job fails RevisionOutOfSync and the running build is canceled
+    assert mismatch.value.failure_type == "RevisionOutOfSync"
+    assert other in mismatch.value.message
+    assert "it was canceled" in mismatch.value.message
+    assert len(travis.calls_of("cancel_build")) == 1
