@@ -66,9 +66,8 @@ class WorkerConfig:
         # CodePipeline's newer job model caps one job at 12 hours; an hour keeps well clear.
         _between("handOverMaxMinutes", self.hand_over_max_minutes, 5, 60)
         if self.log_retention_days not in LOG_RETENTION_DAYS:
-            raise ConfigError(
-                f"context 'logRetentionDays' must be one of {', '.join(map(str, LOG_RETENTION_DAYS))}"
-            )
+            allowed = ", ".join(map(str, LOG_RETENTION_DAYS))
+            raise ConfigError(f"context 'logRetentionDays' must be one of {allowed}")
         for key, endpoint in (
             ("defaultEndpoint", self.default_endpoint),
             *(("trustedEndpoints", e) for e in self.trusted_endpoints),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from aws_cdk import Acknowledgment, Duration, Stack, Validations
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as actions
 from aws_cdk import aws_lambda as lambda_
@@ -57,13 +57,7 @@ class Monitoring(Construct):
             display_name="CodePipeline Travis worker alarms",
             enforce_ssl=True,
         )
-        Validations.of(self.topic).acknowledge(
-            Acknowledgment(
-                id="AwsSolutions::AwsSolutions-SNS2",
-                reason="CloudWatch alarms cannot publish to a topic encrypted with the AWS-managed "
-                "SNS key; alarm notifications hold no secret and the topic enforces TLS.",
-            )
-        )
+
         if alarm_email:
             self.topic.add_subscription(subscriptions.EmailSubscription(alarm_email))
         self.alarms = self._alarms(state_machine, functions)

@@ -1,6 +1,7 @@
 """End to end under faults: crashes after side effects, a dying poller, throttling, and a soak.
 
 Each fault is injected where it happens in AWS (see local/faults.py), never inside the worker.
+Every run has one virtual clock shared by the Travis fake, the emulator and the worker.
 """
 
 from __future__ import annotations
@@ -10,22 +11,36 @@ from typing import Any
 
 import pytest
 
+from local.clock import VirtualClock
 from local.codepipeline_emulator import CodePipelineEmulator
-from local.faults import SimulatedLambdaTimeout, SimulatedPollerCrash
+from local.faults import (
+    CLIENT_READ_TIMEOUT,
+    FaultPlan,
+    SimulatedLambdaTimeout,
+    SimulatedPollerCrash,
+)
 from local.runner import DeployedFunction
 from local.soak import soak
-from local.travis_fake import RepoScript, TravisFake
-from tests.e2e.conftest import CONFIG, RUN_TIMEOUT, SLUG, run_action
+from local.travis_fake import Fault, RepoScript, TravisFake
+from tests.e2e.conftest import (
+    CONFIG,
+    QUICK,
+    RUN_TIMEOUT,
+    SLUG,
+    TIME_SCALE,
+    quick_travis,
+    run_action,
+)
 
 pytestmark = pytest.mark.e2e
 
 
-def crash_once_after(step_handler: str) -> Any:
+def crash_once_after(step: str) -> Any:
     """A hook that makes the first invocation of one step time out after its side effect."""
     crashed = threading.Event()
 
     def hook(function: DeployedFunction, event: dict[str, Any], result: Any) -> None:
-        if function.handler.endswith(step_handler) and not crashed.is_set():
+        if function.handler.endswith(f"handlers.{step}.handler") and not crashed.is_set():
             crashed.set()
             raise SimulatedLambdaTimeout("Task timed out after 90.00 seconds")
 
@@ -33,23 +48,19 @@ def crash_once_after(step_handler: str) -> Any:
     return hook
 
 
-@pytest.mark.parametrize(
-    "step",
-    [
-        "steps.claim",
-        "steps.submit",
-        "steps.resolve",
-        "steps.publish",
-        "steps.watch",
-        "steps.report",
-    ],
-)
+def travis_with(clock: VirtualClock, script: RepoScript = QUICK) -> TravisFake:
+    travis = quick_travis(clock)
+    travis.add_repo(SLUG, script)
+    return travis
+
+
+@pytest.mark.parametrize("step", ["claim", "submit", "resolve", "publish", "watch", "report"])
 def test_step_crashing_after_its_side_effect_is_retried_without_a_duplicate(
-    worker_for: Any, step: str
+    worker_for: Any, clock: VirtualClock, step: str
 ) -> None:
     # Given a step that times out once right after doing its work
-    travis = TravisFake(repos={SLUG: RepoScript(outcome="passed")})
-    worker = worker_for(travis=travis)
+    travis = travis_with(clock)
+    worker = worker_for(travis=travis, clock=clock)
     hook = crash_once_after(step)
     worker.after_invoke.append(hook)
 
@@ -69,28 +80,32 @@ def test_step_crashing_after_its_side_effect_is_retried_without_a_duplicate(
             if c.ok and c.params["jobId"] == job_id
         ]
         assert len({c.params["nonce"] for c in acks}) == 1
-        assert len(acks) == (2 if step == "steps.claim" and job_id == run.job_ids[0] else 1)
+        assert len(acks) == (2 if step == "claim" and job_id == run.job_ids[0] else 1)
 
 
-def test_report_failure_crashing_after_its_result_is_harmless(worker_for: Any) -> None:
-    travis = TravisFake(repos={SLUG: RepoScript(reject=True)})
-    worker = worker_for(travis=travis)
-    hook = crash_once_after("steps.report_error")
+def test_report_failure_crashing_after_its_result_is_harmless(
+    worker_for: Any, clock: VirtualClock
+) -> None:
+    travis = travis_with(clock, RepoScript(processing_delay=2.0, reject=True))
+    worker = worker_for(travis=travis, clock=clock)
+    hook = crash_once_after("report_failure")
     worker.after_invoke.append(hook)
 
     run = run_action(worker)
 
     assert hook.crashed.is_set()
-    assert run.failure_details["type"] == "ConfigurationError"
+    assert (run.failure_details or {}).get("type") == "ConfigurationError"
     assert len(run.results) == 1
     assert {e["status"] for e in worker.executions()} == {"SUCCEEDED"}
 
 
-def test_poller_dying_mid_batch_loses_no_job(worker_for: Any) -> None:
+def test_poller_dying_mid_batch_loses_no_job(worker_for: Any, clock: VirtualClock) -> None:
     # Given three jobs waiting and a poller that dies right after its first StartExecution
-    emulator = CodePipelineEmulator(redelivery_timeout_seconds=0.5)
-    travis = TravisFake(auto_repos=True)
-    worker = worker_for(travis=travis, emulator=emulator, deliver_events=False, sweep=False)
+    emulator = CodePipelineEmulator(redelivery_timeout_seconds=30.0, clock=clock)
+    travis = quick_travis(clock)
+    worker = worker_for(
+        travis=travis, emulator=emulator, clock=clock, deliver_events=False, sweep=False
+    )
     runs = [
         worker.start_action({**CONFIG, "ProjectName": f"app-{n}"}, revision="d" * 40)
         for n in range(3)
@@ -122,9 +137,11 @@ def test_poller_dying_mid_batch_loses_no_job(worker_for: Any) -> None:
     assert travis.created_count() == 3
 
 
-def test_codepipeline_throttling_on_every_call_kind_is_absorbed(worker_for: Any) -> None:
+def test_codepipeline_throttling_on_every_call_kind_is_absorbed(
+    worker_for: Any, clock: VirtualClock
+) -> None:
     # Given CodePipeline throttles the next calls of every job API
-    emulator = CodePipelineEmulator()
+    emulator = CodePipelineEmulator(clock=clock)
     for operation in (
         "PollForJobs",
         "AcknowledgeJob",
@@ -133,8 +150,8 @@ def test_codepipeline_throttling_on_every_call_kind_is_absorbed(worker_for: Any)
         "PutJobFailureResult",
     ):
         emulator.throttle_next(operation, 2)
-    travis = TravisFake(repos={SLUG: RepoScript()})
-    worker = worker_for(travis=travis, emulator=emulator)
+    travis = travis_with(clock)
+    worker = worker_for(travis=travis, emulator=emulator, clock=clock)
 
     run = run_action(worker)
 
@@ -144,13 +161,53 @@ def test_codepipeline_throttling_on_every_call_kind_is_absorbed(worker_for: Any)
     assert travis.created_count(SLUG) == 1
 
 
-def test_soak_of_100_runs_with_faults_keeps_every_invariant(template: dict[str, Any]) -> None:
-    # Given 100 action runs of mixed outcomes with 10 % faults of every kind and duplicates
-    report = soak(template, runs=100, fault_rate=0.1, seed=11)
+@pytest.mark.parametrize(
+    ("processing", "fault"),
+    [
+        (2.0, Fault(drop=True, process_first=True)),
+        (2.0, Fault(status=500, process_first=True)),
+        (2.0, Fault(delay=CLIENT_READ_TIMEOUT + 5.0, process_first=True)),
+        (150.0, Fault(drop=True, process_first=True)),
+        (150.0, Fault(delay=CLIENT_READ_TIMEOUT + 5.0, drop=True, process_first=True)),
+    ],
+    ids=["lost-fast", "500-fast", "slow-fast", "lost-slow-processing", "slow-lost-slow-processing"],
+)
+def test_lost_create_answer_never_makes_a_second_build(
+    worker_for: Any, clock: VirtualClock, processing: float, fault: Fault
+) -> None:
+    # Given Travis creates the request but the worker never reads the answer, and Travis
+    # processes requests fast or slowly (the retried submit may find it still pending)
+    travis = travis_with(
+        clock, RepoScript(processing_delay=processing, queue_delay=3.0, job_duration=30.0)
+    )
+    travis.add_fault("create_request", fault, slug=SLUG)
+    worker = worker_for(travis=travis, clock=clock)
+    plan = FaultPlan(
+        rate=0.0,
+        travis=False,
+        codepipeline_throttling=False,
+        lambda_crashes=False,
+        poller_crashes=False,
+        duplicate_events=False,
+    )
+
+    with plan.applied(worker):  # the client's read timeout on the run's clock
+        run = run_action(worker, timeout=RUN_TIMEOUT)
+
+    # Then the action succeeded with the one build Travis made, and only one POST
+    assert run.status == "Succeeded", run.failure_details
+    assert travis.created_count(SLUG) == 1
+    assert len(travis.calls_of("create_request")) == 1
+    assert len(travis.builds_for(SLUG)) == 1
+
+
+def test_soak_of_60_runs_with_faults_keeps_every_invariant(template: dict[str, Any]) -> None:
+    # Given 60 action runs of mixed outcomes with 10 % faults of every kind and duplicates
+    report = soak(template, runs=60, fault_rate=0.1, seed=11, time_scale=TIME_SCALE)
 
     # Then nothing is duplicated, lost, misreported or leaked
     assert report.problems == []
-    assert report.runs == 100
+    assert report.runs == 60
     assert report.duplicate_builds == 0
     assert report.claimed_jobs_without_result == 0
     assert report.wrong_results == 0
@@ -159,5 +216,6 @@ def test_soak_of_100_runs_with_faults_keeps_every_invariant(template: dict[str, 
     # And the faults really happened
     assert report.travis_faults > 10
     assert report.codepipeline_throttled > 10
-    assert report.injected.get("lambda_crash_after_side_effect", 0) > 10
-    assert report.injected.get("duplicate_event", 0) > 10
+    assert report.injected.get("lambda crash after side effect", 0) > 5
+    assert report.injected.get("duplicate STARTED event", 0) > 5
+    assert report.injected.get("travis slow request processing", 0) > 5

@@ -14,6 +14,7 @@ import pytest
 from local.clock import VirtualClock
 from local.template import DEFAULT_REGION
 from tests.e2e.conftest import CONFIG, QUICK, REVISION, SLUG, quick_travis, run_action
+from tests.e2e.test_stop import watching
 
 pytestmark = pytest.mark.e2e
 
@@ -27,20 +28,26 @@ def test_the_reaper_answers_a_job_whose_execution_was_stopped(
     worker = worker_for(travis=travis, clock=clock)
     run_id = worker.start_action(CONFIG, revision=REVISION)
     deadline = time.monotonic() + 30
-    while not travis.calls_of("get_build") and time.monotonic() < deadline:
+    while not watching(worker, run_id) and time.monotonic() < deadline:
         time.sleep(0.02)
-    (watching,) = [e for e in worker.executions() if e["status"] == "RUNNING"]
+    time.sleep(0.2)  # let it look and park
+    second_job = worker.emulator.action_run(run_id).job_ids[1]
+    (execution,) = [
+        e
+        for e in worker.executions()
+        if e["status"] == "RUNNING" and e["name"].startswith(second_job)
+    ]
 
     # When an operator stops that execution (it ends ABORTED, leaving the job open)
     boto3.client("stepfunctions", region_name=DEFAULT_REGION).stop_execution(
-        executionArn=watching["executionArn"], error="OperatorStopped"
+        executionArn=execution["executionArn"], error="OperatorStopped"
     )
 
     # Then the reaper reports a failure naming the execution, and cancels the build
     (run,) = worker.wait_for_runs([run_id], timeout=30)
     assert run.status == "Failed"
     assert run.failure_details["type"] == "JobFailed"
-    assert watching["name"] in run.failure_details["message"]
+    assert execution["name"] in run.failure_details["message"]
     # (moto reports a stopped execution FAILED where AWS says ABORTED: both are reaped)
     assert "ABORTED" in run.failure_details["message"] or "FAILED" in run.failure_details["message"]
     (build,) = travis.builds_for(SLUG)

@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 
-from local.travis_fake import RepoScript
 from tests.e2e.conftest import CONFIG, QUICK, REVISION, SLUG, end_states, quick_travis, run_action
 
 pytestmark = pytest.mark.e2e

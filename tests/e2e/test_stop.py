@@ -32,6 +32,12 @@ def started_run(worker: Any, travis: Any, **kwargs: Any) -> Any:
     return worker.emulator.action_run(run_id)
 
 
+def watching(worker: Any, run_id: str) -> bool:
+    """The continuation job is claimed: an execution watches the build (phase 2)."""
+    run = worker.emulator.action_run(run_id)
+    return len(run.job_ids) >= 2 and worker.emulator.ack_count(run.job_ids[1]) >= 1
+
+
 @pytest.mark.parametrize(
     "result_on_abandoned", ["InvalidJobStateException", "JobNotFoundException"]
 )
@@ -48,8 +54,8 @@ def test_an_abandoned_run_cancels_its_build_within_a_minute(
     )
     worker = worker_for(travis=travis, emulator=emulator, clock=clock)
     run = started_run(worker, travis)
-    wait_until(lambda: len(worker.emulator.action_run(run.action_execution_id).results) >= 1)
-    wait_until(lambda: len(travis.calls_of("get_build")) >= 1)
+    wait_until(lambda: watching(worker, run.action_execution_id))
+    time.sleep(0.2)  # let it look and park
 
     # When the user stops the pipeline run with "Stop and abandon"
     stopped_at = clock.now()
@@ -131,7 +137,7 @@ def test_a_gone_job_ends_in_its_own_state_not_as_failed(
     travis.add_repo(SLUG, replace(QUICK, job_duration=120.0))
     worker = worker_for(travis=travis, clock=clock)
     run = started_run(worker, travis, pipeline_name="doomed")
-    wait_until(lambda: len(travis.calls_of("get_build")) >= 1)  # the watch has claimed its job
+    wait_until(lambda: watching(worker, run.action_execution_id))
 
     # When the pipeline is deleted before the build ends (its jobs vanish)
     worker.emulator.delete_pipeline("doomed")

@@ -161,11 +161,8 @@ def test_throttling_adds_the_poller_and_the_steps(default_synth: Synthesized) ->
     assert props["Threshold"] == 5
 
 
-def test_topic_is_encrypted_and_ssl_only(default_synth: Synthesized) -> None:
+def test_topic_is_ssl_only(default_synth: Synthesized) -> None:
     topic = topic_id(default_synth)
-    key = Capture()
-    default_synth.assertions.has_resource_properties("AWS::SNS::Topic", {"KmsMasterKeyId": key})
-    assert render(key.as_object())
     default_synth.assertions.has_resource_properties(
         "AWS::SNS::TopicPolicy",
         {

@@ -90,13 +90,11 @@ def test_no_acknowledgement_is_stale(synth: Synthesized) -> None:
 
 def test_only_expected_rules_are_acknowledged(default_synth: Synthesized) -> None:
     rules = {rule.split("[", 1)[0] for rule in acknowledgements(default_synth)}
-    # Managed logging policy, wildcards on APIs without resources, secret rotation, an alarm
-    # topic CloudWatch can publish to: nothing else.
+    # Managed logging policy, wildcards on APIs without resources, secret rotation: nothing else.
     assert rules == {
         "AwsSolutions::AwsSolutions-IAM4",
         "AwsSolutions::AwsSolutions-IAM5",
         "AwsSolutions::AwsSolutions-SMG4",
-        "AwsSolutions::AwsSolutions-SNS2",
     }
 
 

@@ -48,7 +48,7 @@ def test_no_history_backs_off_to_the_cap() -> None:
     # Then the waits grow and never exceed the cap, which bounds the delay
     assert waits == sorted(waits)
     assert max(waits) == POLLING.backoff.cap
-    looks, delay = looks_until(1234, 0, None)
+    _, delay = looks_until(1234, 0, None)
     assert delay <= POLLING.backoff.cap
 
 

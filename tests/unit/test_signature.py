@@ -20,7 +20,8 @@ def pem(key: rsa.RSAPrivateKey, fmt: serialization.PublicFormat) -> str:
 
 
 def sign(key: rsa.RSAPrivateKey, payload: bytes) -> str:
-    return base64.b64encode(key.sign(payload, padding.PKCS1v15(), hashes.SHA1())).decode()
+    signed = key.sign(payload, padding.PKCS1v15(), hashes.SHA1())  # noqa: S303 - Travis signs so
+    return base64.b64encode(signed).decode()
 
 
 PAYLOAD = b'{"id": 900001, "state": "passed", "number": "42"}'
