@@ -154,6 +154,13 @@ class Monitoring(Construct):
                 "(or CodePipeline) is unavailable, throttling, or banned the token.",
                 threshold=3,
             ),
+            "claims_uncertain": alarm(
+                "ClaimsUncertain",
+                self.worker_metric("ReacknowledgeRefused"),
+                "CodePipeline refused a same-nonce re-acknowledge: the execution ended without "
+                "working on its job; if its first acknowledge had won, the job times out in "
+                "CodePipeline. Check the pipeline run named in the claim step's error log.",
+            ),
             "throttling": alarm(
                 "Throttling",
                 throttles,

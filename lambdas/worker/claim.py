@@ -6,12 +6,14 @@ quietly without touching the job: the winner owns it, or nobody needs it.
 
 One dependency on undocumented behaviour, kept small: a *re-acknowledge with the same nonce*.
 When our earlier acknowledge may have gone through (Step Functions retried the step, or botocore
-retried the call after a timeout or a 5xx), CodePipeline sees the same nonce twice. If it accepts
-(presumed: every AWS SDK retries the call by itself), the job is ours as usual. If it refuses with
-InvalidNonceException, we cannot tell from the answer whether our first acknowledge won — so we
-look for another execution of the same job: one exists only if another hand-out (another nonce)
-was started, and then it owns the job. If there is none, nobody but us can hold the job, and this
-execution goes on with it, so a job CodePipeline handed to us is never left claimed and unanswered.
+retried the call after a timeout, a 5xx or a throttle), CodePipeline sees the same nonce twice. If
+it accepts (presumed: every AWS SDK retries the call by itself), the job is ours as usual. If it
+refuses with InvalidNonceException, the answer cannot tell whether our first acknowledge won or
+another hand-out (a newer nonce) did: going on could make a second build beside that other
+execution's, and failing the job could fail a job that execution is running. So the execution
+ends without touching the job — loudly: an error log, the `ReacknowledgeRefused` metric and its
+alarm, naming whether another execution of the job runs. If ours had won, CodePipeline times the
+job out; the operator sees why.
 """
 
 from __future__ import annotations
@@ -65,12 +67,12 @@ def claim(
     if may_be_ours:
         other = others is not None and others.exist(job.job_id, execution)
         metrics.add_metric(name="ReacknowledgeRefused", unit="Count", value=1)
-        logger.warning(
-            "CodePipeline refused to acknowledge the job again with the same nonce",
+        logger.error(
+            "CodePipeline refused to acknowledge the job again with the same nonce; ending "
+            "without touching it (if our first acknowledge won, the job times out)",
             extra={"another_execution": other, "phase": phase},
         )
-        if not other:
-            return {"claimed": True, "outcome": CLAIMED, "status": "ReacknowledgeRefused"}
+        return {"claimed": False, "outcome": "uncertain", "status": "ReacknowledgeRefused"}
     logger.info(
         "Job not claimed; ending without touching it",
         extra={"status": answer.status, "refused": answer.refused},

@@ -20,6 +20,7 @@ ALARMS = (
     "JobsReaped",
     "ReaperErrors",
     "SystemUnavailableRising",
+    "ClaimsUncertain",
     "Throttling",
 )
 

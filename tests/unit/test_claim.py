@@ -177,7 +177,7 @@ def test_a_retried_claim_is_accepted_with_the_same_nonce(
     assert emulator.ack_count(job_id) == 2
 
 
-def test_a_refused_reacknowledge_on_a_retry_claims_when_no_other_execution_runs(
+def test_a_refused_reacknowledge_on_a_retry_ends_loudly_without_touching_the_job(
     jobs: CodePipelineJobs,
     create_job: Callable[..., str],
     codepipeline_client: Any,
@@ -185,7 +185,7 @@ def test_a_refused_reacknowledge_on_a_retry_claims_when_no_other_execution_runs(
 ) -> None:
     # Given our first acknowledge went through, and CodePipeline refuses the same nonce twice
     emulator.same_nonce_reacknowledge = "refuse"
-    job_id = create_job()
+    create_job()
     job = _handed_out(codepipeline_client)
     own = execution_name(job.job_id, job.nonce)
     _claim(job, jobs)
@@ -195,11 +195,13 @@ def test_a_refused_reacknowledge_on_a_retry_claims_when_no_other_execution_runs(
     # When the retried claim step acknowledges again
     result = _claim(job, jobs, retried=True, others=OtherExecutions(states, STATE_MACHINE_ARN))
 
-    # Then CodePipeline refused, nobody else can hold the job, and this execution goes on with it
+    # Then CodePipeline refused; the answer cannot tell whose acknowledge won, and going on
+    # could make a second build beside another hand-out's execution: this one ends without
+    # touching the job, and says so (metric ReacknowledgeRefused, an error log line)
     assert emulator.calls("AcknowledgeJob")[-1].error_code == "InvalidNonceException"
-    assert result == {"claimed": True, "outcome": CLAIMED, "status": "ReacknowledgeRefused"}
+    assert result == {"claimed": False, "outcome": "uncertain", "status": "ReacknowledgeRefused"}
     assert states.asked == [{"stateMachineArn": STATE_MACHINE_ARN, "statusFilter": "RUNNING"}]
-    assert emulator.job(job_id).status == "InProgress"
+    assert _no_results(emulator)
 
 
 def test_a_refused_reacknowledge_on_a_retry_yields_to_another_running_execution(
@@ -221,7 +223,7 @@ def test_a_refused_reacknowledge_on_a_retry_yields_to_another_running_execution(
     result = _claim(job, jobs, retried=True, others=OtherExecutions(states, STATE_MACHINE_ARN))
 
     # Then the other execution owns the job; this one ends without touching it
-    assert result == {"claimed": False, "outcome": NOT_CLAIMED, "status": "InvalidNonceException"}
+    assert result == {"claimed": False, "outcome": "uncertain", "status": "ReacknowledgeRefused"}
     assert _no_results(emulator)
 
 
@@ -259,9 +261,9 @@ class _LostAnswerClient:
         )
 
 
-@pytest.mark.parametrize(("running", "claimed"), [((), True), (("job-1-ffffffff",), False)])
+@pytest.mark.parametrize("running", [(), ("job-1-ffffffff",)])
 def test_a_refusal_after_a_botocore_retry_counts_like_a_step_retry(
-    running: tuple[str, ...], claimed: bool
+    running: tuple[str, ...],
 ) -> None:
     # Given botocore retried the acknowledge (the first try's answer was lost) and it was refused
     job = ExecutionInput.from_state(
@@ -277,5 +279,6 @@ def test_a_refusal_after_a_botocore_retry_counts_like_a_step_retry(
         others=OtherExecutions(FakeStates(*running), STATE_MACHINE_ARN),
     )
 
-    # Then the job is ours exactly when no other hand-out's execution runs
-    assert result["claimed"] is claimed
+    # Then, whoever runs, it is an uncertain claim: never worked on, always flagged
+    assert result["claimed"] is False
+    assert result["outcome"] == "uncertain"

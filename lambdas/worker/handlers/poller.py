@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from worker import aws
+from worker import aws, clock
+from worker.clock import parse_time
 from worker.codepipeline import CodePipelineJobs
 from worker.handlers.entry import event_handler
-from worker.observability import logger
+from worker.observability import logger, metrics
 from worker.poller import ExecutionStarter, action_types_to_poll, poll_and_dispatch
 from worker.settings import PollerSettings, action_types_from_env
 
@@ -35,5 +36,9 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         time_left=lambda: (context.get_remaining_time_in_millis() - deadline_ms) / 1000,
         patience=EVENT_PATIENCE_SECONDS if trigger == "event" else (),
     )
+    happened = parse_time(event.get("time"))
+    if trigger == "event" and summary.executions_started and happened is not None:
+        # From CodePipeline's STARTED event to the execution started for its job.
+        metrics.add_metric(name="PickupLatency", unit="Seconds", value=clock.now() - happened)
     logger.info("Poll finished", extra={"trigger": trigger, **summary.as_dict()})
     return summary.as_dict()

@@ -30,6 +30,7 @@ from worker.failures import (
     TravisBanned,
     clip,
 )
+from worker.observability import metrics
 from worker.retry import RetryBudget, parse_retry_after, step_time_left
 
 USER_AGENT = "codepipeline-travis-worker/2.0 (+AWS CodePipeline custom action)"
@@ -267,6 +268,7 @@ class TravisClient:
                     problem = "a malformed answer"
             except requests.RequestException as error:
                 problem = type(error).__name__
+            metrics.add_metric(name="TravisCallsFailed", unit="Count", value=1)
             delay = self._budget.backoff(attempt, retry_after)
             if delay is None:
                 raise ServiceUnavailable(
