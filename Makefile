@@ -71,7 +71,7 @@ soak: setup ## Many action runs with injected faults; writes soak-report.json
 	$(TEST_ENV) $(PY) -m local.soak --runs 500 --report soak-report.json
 
 bench: setup ## Measure cost and result delay (polling, push) locally; writes bench/report.json, bench/cost.png
-	$(TEST_ENV) $(PY) -m local.bench --report bench/report.json --chart bench/cost.png
+	$(TEST_ENV) $(PY) -m local.bench --runs 3 --import-runs 5 --report bench/report.json --chart bench/cost.png
 
 deploy: setup ## Deploy to the AWS account of your current credentials (see README)
 	$(CDK) deploy --require-approval broadening

@@ -13,6 +13,7 @@ worker, on one virtual clock.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
@@ -44,9 +45,9 @@ REDELIVERY_SECONDS = 1800.0
 # A quick Travis: requests processed in 2 s, two 30-second jobs (virtual seconds).
 QUICK = RepoScript(processing_delay=2.0, queue_delay=3.0, job_duration=30.0)
 # Tokens of single rows (APIToken property): none of them is the worker's own.
-UNKNOWN_TOKEN = "c16-token-travis-never-issued"  # noqa: S105 - a fake's token
-READ_ONLY_TOKEN = "c17-token-without-create-permission"  # noqa: S105
-BANNED_TOKEN = "c38-token-banned-for-an-hour"  # noqa: S105
+UNKNOWN_TOKEN = "c16-token-travis-never-issued"
+READ_ONLY_TOKEN = "c17-token-without-create-permission"
+BANNED_TOKEN = "c38-token-banned-for-an-hour"
 ROW_TOKENS = (UNKNOWN_TOKEN, READ_ONLY_TOKEN, BANNED_TOKEN)
 
 
@@ -64,7 +65,7 @@ class BadInput:
     message: str = ""  # a fragment the failure message (or success summary) must contain
     configuration: dict[str, str] | None = None
     revision: str | None = SHA
-    script: RepoScript = field(default_factory=lambda: quick())
+    script: RepoScript = field(default_factory=quick)
     faults: Callable[[TravisFake, str], None] | None = None
     setup: Callable[[TravisFake, str], None] | None = None  # before the action run starts
     continuation_token: str | None = None
@@ -624,7 +625,9 @@ def run_catalogue(
             failure = run.failure_details or {}
             result, message = str(failure.get("type")), str(failure.get("message", ""))
         travis_ok = case.travis_check(worker.travis, case.slug) if case.travis_check else True
-        answers.append(Answer(case, result, message, run, travis_ok, _ends(worker, run, executions)))
+        answers.append(
+            Answer(case, result, message, run, travis_ok, _ends(worker, run, executions))
+        )
     return answers
 
 
@@ -676,7 +679,8 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message="No application metrics to publish")
     began = time.monotonic()
     worker = catalogue_worker(synthesize(), args.time_scale)
-    with worker:
+    # Nothing but the table on stdout (some EMF metric lines are printed, not captured).
+    with contextlib.redirect_stdout(sys.stderr), worker:
         worker.emulator.add_action_listener(worker.on_action_started)
         worker.start_sweeper(0.05)
         answers = run_catalogue(worker)

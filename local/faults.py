@@ -66,15 +66,20 @@ def fault_kind(label: str, kind: str) -> str:
     if "drop" in label:
         name = "lost answer" if lost else "connection reset"
     elif "malformed" in label:
-        name = label.split("malformed=")[1].split(",")[0] + " body"
+        name = label.split("malformed=")[1].split(",", maxsplit=1)[0] + " body"
     elif "status=" in label:
-        name = "HTTP " + label.split("status=")[1].split(",")[0]
+        name = "HTTP " + label.split("status=")[1].split(",", maxsplit=1)[0]
         name += " after acting" if lost else ""
     else:
         name = "slow answer" + (" after acting" if lost else "")
     if "delay=" in label and "drop" in label:
         name = "slow " + name
     return f"travis {name} ({kind})"
+
+
+def travis_faults(travis: TravisFake) -> dict[str, int]:
+    """The faults a Travis fake injected, by kind."""
+    return dict(Counter(fault_kind(c.fault, c.kind) for c in travis.calls if c.fault))
 
 
 @dataclass
@@ -117,7 +122,7 @@ class FaultPlan:
         """What was injected, by kind (Travis faults as the fake recorded them)."""
         counts = Counter(self.counts)
         if travis is not None:
-            counts.update(fault_kind(c.fault, c.kind) for c in travis.calls if c.fault)
+            counts.update(travis_faults(travis))
         return dict(sorted(counts.items()))
 
     @contextmanager
@@ -125,7 +130,9 @@ class FaultPlan:
         """Install the plan on a running local worker; removed on exit."""
         rng = random.Random(self.seed)
         if self.travis:
-            worker.travis.random_faults(self.rate, kinds=KINDS, seed=self.seed, faults=TRAVIS_FAULTS)
+            worker.travis.random_faults(
+                self.rate, kinds=KINDS, seed=self.seed, faults=TRAVIS_FAULTS
+            )
         if self.codepipeline_throttling:
             worker.emulator.throttle_rate = self.rate
         if self.lambda_crashes:

@@ -366,8 +366,12 @@ class LocalWorker:
             sink.write(line + "\n")
 
         emf_module = "aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch"
+        single_metric_module = "aws_lambda_powertools.metrics.base"  # single_metric prints here
         try:
-            with mock.patch(f"{emf_module}.print", emf_print, create=True):
+            with (
+                mock.patch(f"{emf_module}.print", emf_print, create=True),
+                mock.patch(f"{single_metric_module}.print", emf_print, create=True),
+            ):
                 yield
         finally:
             handler.setStream(previous)

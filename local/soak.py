@@ -6,7 +6,8 @@ create answers meeting fast and slow request processing, CodePipeline throttling
 side effects, a dying poller, duplicate events, two sweepers). It prints a progress line every
 `--progress` runs and, at the end, checks the invariants of ARCHITECTURE.md across all runs and
 writes the figures to a JSON report:
-  - duplicate builds (Travis requests per action run beyond one) — must be 0;
+  - duplicate builds (Travis builds per action run beyond one) — must be 0 (requests beyond one
+    are counted too: a request rejected before it had a commit is re-posted, it has no build);
   - claimed jobs without a result — must be 0;
   - wrong results (an outcome other than the scripted one) — must be 0;
   - unfinished runs (no final result before the deadline) — must be 0;
@@ -19,23 +20,28 @@ import argparse
 import json
 import random
 import sys
+import threading
 import time
 import warnings
-from dataclasses import asdict, dataclass, replace
+from collections import Counter
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
 from local.clock import VirtualClock
 from local.codepipeline_emulator import CodePipelineEmulator
-from local.faults import FaultPlan
+from local.faults import FaultPlan, travis_faults
 from local.runner import LocalWorker, synthesize
 from local.travis_fake import DEFAULT_TOKEN, RepoScript, TravisFake
 
 API_TOKEN = "soak-api-token-3b9d0e7a51f4"  # the APIToken property of some actions
-UNKNOWN_TOKEN = "soak-token-travis-never-issued"  # noqa: S105 - refused: 403 access denied
+UNKNOWN_TOKEN = "soak-token-travis-never-issued"
 SHA = "c0ffee0000000000000000000000000000000001"
 OTHER_SHA = "c0ffee00000000000000000000000000000000ff"
 S3_VERSION_ID = "3sL4kqtJlcpXroDTDmJ+rmSpXd3dIbrHY+MTRCxf3vjVBH40Nr8X8gdRQBpUMLUo"
+# Runs per freshly deployed local worker (see `soak`).
+ROUND_SIZE = 100
+SWEEP_SECONDS = 60.0  # the schedule's rate(1 minute), on the run's clock
 # A quick Travis (virtual seconds): builds of one or two short jobs.
 QUICK = RepoScript(queue_delay=3.0, job_duration=20.0, jobs=2, rate_limit=1000)
 
@@ -82,6 +88,7 @@ class SoakReport:
     fault_rate: float
     seed: int
     travis_requests_created: int
+    requests_beyond_one_per_run: int  # re-posted after a rejected request (no build): harmless
     duplicate_builds: int
     claimed_jobs_without_result: int
     wrong_results: int
@@ -121,46 +128,108 @@ def soak(
     time_scale: float = 0.01,
     timeout: float = 1800.0,
     progress: int = 0,
+    round_size: int = ROUND_SIZE,
 ) -> SoakReport:
     """Run `runs` action runs with faults and check every invariant. `progress` > 0 prints a line
-    every that many finished runs."""
+    every that many finished runs.
+
+    Runs go in rounds of `round_size`, each on a freshly deployed local worker (its own clock,
+    Travis fake and emulator): the local Step Functions lists every execution it ever had on each
+    status sweep, so one worker for 500 runs would spend the soak listing executions."""
     began = time.monotonic()
     rng = random.Random(seed)
+    plan = FaultPlan(rate=fault_rate, seed=seed)
+    kinds = [m for m in MIX for _ in range(m.weight)]
+    mixes = [rng.choice(kinds) for _ in range(runs)]
+    deadline = time.monotonic() + timeout
+    tracker = _Progress(runs, progress, began)
+    reports = []
+    for first in range(0, runs, round_size):
+        numbers = range(first, min(runs, first + round_size))
+        reports.append(
+            _round(
+                template,
+                [(n, mixes[n]) for n in numbers],
+                plan=plan,
+                seed=seed + first,
+                concurrency=concurrency,
+                time_scale=time_scale,
+                deadline=deadline,
+                tracker=tracker,
+            )
+        )
+    return _combine(reports, plan=plan, fault_rate=fault_rate, seed=seed, began=began)
+
+
+@dataclass
+class _Progress:
+    total: int
+    every: int
+    began: float
+    done_before: int = 0  # runs finished in earlier rounds
+    reported: int = 0
+
+    def show(self, done_in_round: int, in_flight: int) -> None:
+        done = self.done_before + done_in_round
+        if self.every and done >= self.reported + self.every:
+            self.reported = done - done % self.every
+            print(
+                f"  {done:>5}/{self.total} runs done, {in_flight:>3} in flight, "
+                f"{time.monotonic() - self.began:6.1f}s elapsed",
+                flush=True,
+            )
+
+
+def _round(
+    template: dict[str, Any],
+    runs: list[tuple[int, Mix]],
+    *,
+    plan: FaultPlan,
+    seed: int,
+    concurrency: int,
+    time_scale: float,
+    deadline: float,
+    tracker: _Progress,
+) -> SoakReport:
+    began = time.monotonic()
     clock = VirtualClock(time_scale)
     travis = TravisFake(tokens={DEFAULT_TOKEN: "all", API_TOKEN: "all"}, clock=clock)
     emulator = CodePipelineEmulator(
         redelivery_timeout_seconds=300.0, nonce_on_redelivery="new", seed=seed, clock=clock
     )
     worker = LocalWorker(template, travis=travis, emulator=emulator, clock=clock)
-    plan = FaultPlan(rate=fault_rate, seed=seed)
     expected: dict[str, Mix] = {}
     with worker, plan.applied(worker):
         started_at = clock.now()
         worker.emulator.add_action_listener(worker.on_action_started)
         for _ in range(plan.concurrent_sweepers):
-            worker.start_sweeper(0.1)
-        kinds = [m for m in MIX for _ in range(m.weight)]
+            worker.start_sweeper(clock.real_seconds(SWEEP_SECONDS))
         pending: list[str] = []
-        deadline = time.monotonic() + timeout
-        reported = 0
+        # Runs that may have ended, heard from the emulator: reading a run copies it under the
+        # emulator's lock, so only these are read.
+        changed: set[str] = set()
+        lock = threading.Lock()
+
+        def heard(state: str, run: Any) -> None:
+            if state != "STARTED":
+                with lock:
+                    changed.add(run.action_execution_id)
+
+        worker.emulator.add_action_listener(heard)
 
         def settle(limit: int) -> None:
-            nonlocal pending, reported
+            nonlocal pending
             while len(pending) > limit and time.monotonic() < deadline:
-                pending = [r for r in pending if not worker.emulator.action_run(r).finished]
-                done = len(expected) - len(pending)
-                if progress and done >= reported + progress:
-                    reported = done - done % progress
-                    print(
-                        f"  {done:>5}/{runs} runs done, {len(pending)} in flight, "
-                        f"{time.monotonic() - began:6.1f}s",
-                        flush=True,
-                    )
+                with lock:
+                    candidates = changed & set(pending)
+                    changed.difference_update(candidates)
+                ended = {r for r in candidates if worker.emulator.action_run(r).finished}
+                pending = [r for r in pending if r not in ended]
+                tracker.show(len(expected) - len(pending), len(pending))
                 if len(pending) > limit:
                     time.sleep(0.05)
 
-        for number in range(runs):
-            mix = rng.choice(kinds)
+        for number, mix in runs:
             slug = f"soak/run-{number:04d}"
             worker.travis.add_repo(slug, plan.script(mix.script))
             config = {"Owner": "soak", "ProjectName": f"run-{number:04d}", "Branch": "main"}
@@ -175,18 +244,52 @@ def soak(
             pending.append(run_id)
             settle(concurrency - 1)
         settle(0)
+        tracker.done_before += len(expected)
         worker.stop_sweeper()
         worker.wait_idle(60)
-        report = _check(
+        return _check(
             worker=worker,
             plan=plan,
             expected=expected,
-            fault_rate=fault_rate,
+            fault_rate=plan.rate,
             seed=seed,
             began=began,
             virtual=clock.now() - started_at,
         )
-    return report
+
+
+def _combine(
+    reports: list[SoakReport], *, plan: FaultPlan, fault_rate: float, seed: int, began: float
+) -> SoakReport:
+    """One report for all rounds: figures summed, problems concatenated."""
+
+    def total(name: str) -> Any:
+        return sum(getattr(r, name) for r in reports)
+
+    def merged(name: str) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for report in reports:
+            for key, value in getattr(report, name).items():
+                out[key] = out.get(key, 0) + value
+        return dict(sorted(out.items()))
+
+    counted = {
+        f.name
+        for f in fields(SoakReport)
+        if f.type in ("int", "float") and f.name not in ("fault_rate", "seed")
+    }
+    figures = {name: total(name) for name in counted}
+    figures["virtual_seconds"] = round(figures["virtual_seconds"])
+    figures["wall_seconds"] = round(time.monotonic() - began, 1)
+    return SoakReport(
+        **figures,
+        fault_rate=fault_rate,
+        seed=seed,
+        injected=dict(sorted((Counter(merged("injected")) + Counter(plan.counts)).items())),
+        outcomes=merged("outcomes"),
+        end_states=merged("end_states"),
+        problems=[p for r in reports for p in r.problems][:50],
+    )
 
 
 def _check(
@@ -220,14 +323,21 @@ def _check(
             end = f"{execution['status']}:{entered[-1] if entered else '-'}"
             ends[end] = ends.get(end, 0) + 1
     requests = travis.requests_for()
+    builds: dict[str, int] = {}
+    for build in travis.builds_for():
+        builds[build.slug] = builds.get(build.slug, 0) + 1
     travis_calls = travis.calls
+    extra_requests = 0
     for run_id, mix in expected.items():
         run = emulator.action_run(run_id)
         marker = f"[codepipeline-job {run.job_ids[0]}]"
-        made = sum(1 for r in requests if marker in (r.message or ""))
+        # Requests beyond one are harmless when they have no build (a rejected request is
+        # re-posted: it has no build and never will); a second *build* is the invariant.
+        extra_requests += max(0, sum(1 for r in requests if marker in (r.message or "")) - 1)
+        made = builds.get(f"soak/{run.configuration['ProjectName']}", 0)
         if made > 1:
             duplicates += made - 1
-            problems.append(f"{run.pipeline_name}: {made} Travis requests")
+            problems.append(f"{run.pipeline_name}: {made} Travis builds")
         if not run.finished:
             unfinished += 1
             problems.append(f"{run.pipeline_name}: unfinished")
@@ -256,6 +366,7 @@ def _check(
         fault_rate=fault_rate,
         seed=seed,
         travis_requests_created=len(requests),
+        requests_beyond_one_per_run=extra_requests,
         duplicate_builds=duplicates,
         claimed_jobs_without_result=len(open_claims),
         wrong_results=wrong,
@@ -267,7 +378,7 @@ def _check(
         codepipeline_throttled=sum(1 for c in cp_calls if c.error_code == "ThrottlingException"),
         travis_calls=len(travis_calls),
         travis_faults=sum(1 for c in travis_calls if c.fault),
-        injected=plan.injected(travis),
+        injected=travis_faults(travis),
         outcomes=dict(sorted(outcomes.items())),
         end_states=dict(sorted(ends.items())),
         wall_seconds=round(time.monotonic() - began, 1),
@@ -310,6 +421,7 @@ def main(argv: list[str] | None = None) -> int:
     for key in (
         "runs",
         "travis_requests_created",
+        "requests_beyond_one_per_run",
         "duplicate_builds",
         "claimed_jobs_without_result",
         "wrong_results",
