@@ -101,7 +101,8 @@ def test_report_failure_crashing_after_its_result_is_harmless(
 
 def test_poller_dying_mid_batch_loses_no_job(worker_for: Any, clock: VirtualClock) -> None:
     # Given three jobs waiting and a poller that dies right after its first StartExecution
-    emulator = CodePipelineEmulator(redelivery_timeout_seconds=30.0, clock=clock)
+    # (CodePipeline hands the rest out again after 5 virtual minutes: 3 s here)
+    emulator = CodePipelineEmulator(redelivery_timeout_seconds=300.0, clock=clock)
     travis = quick_travis(clock)
     worker = worker_for(
         travis=travis, emulator=emulator, clock=clock, deliver_events=False, sweep=False
