@@ -17,10 +17,9 @@ from typing import Any
 
 from bench import analysis
 from local.clock import VirtualClock
-from local.codepipeline_emulator import CodePipelineEmulator
+from local.codepipeline import CodePipelineEmulator
 from local.runner import REDELIVERY_SECONDS, DeployedFunction, LocalWorker
-from local.travis import SeedBuild
-from local.travis_fake import RepoScript, TravisFake
+from local.travis import RepoScript, SeedBuild, TravisFake
 
 REVISION = "b" * 40
 # The branch's recent builds, as fractions of the expected duration: the schedule drops the two

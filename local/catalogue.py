@@ -27,9 +27,9 @@ from urllib.parse import quote
 import requests
 
 from local.clock import VirtualClock
-from local.codepipeline_emulator import ActionRun, CodePipelineEmulator
+from local.codepipeline import ActionRun, CodePipelineEmulator
 from local.runner import LocalWorker, synthesize
-from local.travis_fake import DEFAULT_TOKEN, Fault, RepoScript, TravisFake
+from local.travis import DEFAULT_TOKEN, Fault, RepoScript, TravisFake
 
 SHA = "5d41402abc4b2a76b9719d911017c592ae7f3c1d"
 OTHER_SHA = "7c4a8d09ca3762af61e59520943dc26494f8941b"

@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from local.clock import VirtualClock
-from local.codepipeline_emulator import CodePipelineEmulator
+from local.codepipeline import CodePipelineEmulator
 from local.runner import LocalWorker, synthesize
-from local.travis_fake import TERMINAL, RepoScript, TravisFake
+from local.travis import TERMINAL, RepoScript, TravisFake
 
 SHA = "9fceb02d0ae598e95dc970b74767f19372d61af8"
 

@@ -31,9 +31,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 from unittest import mock
 
-from local.codepipeline_emulator import ActionRun
+from local.codepipeline import ActionRun
 from local.runner import DeployedFunction, LocalWorker
-from local.travis_fake import KINDS, REAL_FAILURE_MODES, Fault, RepoScript, TravisFake
+from local.travis import KINDS, REAL_FAILURE_MODES, Fault, RepoScript, TravisFake
 
 CLIENT_READ_TIMEOUT = 20.0  # virtual seconds: worker.providers.travis.client.READ_TIMEOUT
 SLOW_ANSWER = CLIENT_READ_TIMEOUT + 5.0  # virtual seconds

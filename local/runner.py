@@ -35,12 +35,12 @@ import boto3
 from moto import mock_aws
 
 from local.clock import VirtualClock
-from local.codepipeline_emulator import ActionRun, CodePipelineEmulator
+from local.codepipeline import ActionRun, CodePipelineEmulator
 from local.deployment import ROOT, DeployedFunction, Deployment, synthesize
 from local.function_url import FunctionUrl
 from local.moto_patches import atomic_start_execution, compressed_time, routed_lambda
 from local.template import DEFAULT_REGION, placeholder_function_arn
-from local.travis_fake import DEFAULT_TOKEN, TravisFake
+from local.travis import DEFAULT_TOKEN, TravisFake
 
 __all__ = ["DeployedFunction", "LambdaContext", "LocalWorker", "synthesize"]
 

@@ -29,10 +29,10 @@ from pathlib import Path
 from typing import Any
 
 from local.clock import VirtualClock
-from local.codepipeline_emulator import CodePipelineEmulator
+from local.codepipeline import CodePipelineEmulator
 from local.faults import FaultPlan, travis_faults
 from local.runner import LocalWorker, synthesize
-from local.travis_fake import DEFAULT_TOKEN, RepoScript, TravisFake
+from local.travis import DEFAULT_TOKEN, RepoScript, TravisFake
 
 API_TOKEN = "soak-api-token-3b9d0e7a51f4"  # the APIToken property of some actions
 UNKNOWN_TOKEN = "soak-token-travis-never-issued"

@@ -1,6 +1,6 @@
 """Command line: serve the emulator until interrupted.
 
-``python -m local.codepipeline --port 4599`` (or ``python -m local.codepipeline_emulator``)
+``python -m local.codepipeline --port 4599`` (or ``python -m local.codepipeline``)
 prints ``AWS_ENDPOINT_URL_CODEPIPELINE=...`` for clients to use.
 """
 

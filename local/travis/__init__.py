@@ -22,7 +22,7 @@ a failed stage cancels the later ones), the build created -> started -> its matr
 `duration` the sum of the jobs' run times. Processing happens before every answer and from a
 ticker thread (every `tick_seconds` real seconds), which also fires webhooks.
 
-Changed from the old fake (local/travis_fake.py, now a re-export of this package):
+Changed from the old fake (local/travis_fake.py, which this package replaced):
   - progress follows the clock, not GET counts: `polls_until_build`/`polls_until_done` are gone
     (`processing_delay`, `queue_delay`, `job_duration`/`jobs=[JobScript(...)]`, `cancel_delay`);
   - `request.message` is Travis's status text; the POSTed message is `commit.message` and only

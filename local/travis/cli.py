@@ -12,7 +12,7 @@ from local.travis.model import ALL, DEFAULT_TOKEN, OUTCOMES, RepoScript, token_f
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Serve a fake for manual runs and demos: python -m local.travis_fake --port 8099."""
+    """Serve a fake for manual runs and demos: python -m local.travis --port 8099."""
     parser = argparse.ArgumentParser(description="A fake of the Travis CI API v3")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--token", default=DEFAULT_TOKEN)

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 
 from local.clock import VirtualClock
-from local.codepipeline_emulator import ActionRun, CodePipelineEmulator
+from local.codepipeline import ActionRun, CodePipelineEmulator
 from local.runner import REDELIVERY_SECONDS, LocalWorker, synthesize
-from local.travis_fake import DEFAULT_TOKEN, RepoScript, TravisFake
+from local.travis import DEFAULT_TOKEN, RepoScript, TravisFake
 
 TIME_SCALE = 0.01
 RUN_TIMEOUT = 60.0  # real seconds

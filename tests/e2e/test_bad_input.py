@@ -25,7 +25,7 @@ from local.catalogue import (
     markdown,
     run_catalogue,
 )
-from local.travis_fake import DEFAULT_TOKEN
+from local.travis import DEFAULT_TOKEN
 from tests.e2e.conftest import everything_an_operator_sees
 
 pytestmark = pytest.mark.e2e

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from local.clock import VirtualClock
-from local.codepipeline_emulator import CodePipelineEmulator
+from local.codepipeline import CodePipelineEmulator
 from local.faults import (
     CLIENT_READ_TIMEOUT,
     FaultPlan,
@@ -21,7 +21,7 @@ from local.faults import (
 )
 from local.runner import DeployedFunction
 from local.soak import soak
-from local.travis_fake import Fault, RepoScript, TravisFake
+from local.travis import Fault, RepoScript, TravisFake
 from tests.e2e.conftest import (
     CONFIG,
     QUICK,

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from local.clock import VirtualClock
-from local.codepipeline_emulator import CodePipelineEmulator
+from local.codepipeline import CodePipelineEmulator
 from local.runner import LocalWorker
-from local.travis_fake import DEFAULT_TOKEN, TravisFake, token_fingerprint
+from local.travis import DEFAULT_TOKEN, TravisFake, token_fingerprint
 from tests.e2e.conftest import (
     CONFIG,
     RUN_TIMEOUT,

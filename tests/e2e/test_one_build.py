@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from local.clock import VirtualClock
-from local.travis_fake import Fault
+from local.travis import Fault
 from tests.e2e.conftest import QUICK, SLUG, quick_travis, run_action
 
 pytestmark = pytest.mark.e2e

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from local.clock import VirtualClock
-from local.codepipeline_emulator import CodePipelineEmulator
+from local.codepipeline import CodePipelineEmulator
 from local.runner import REDELIVERY_SECONDS, synthesize
-from local.travis_fake import JobScript
+from local.travis import JobScript
 from tests.e2e.conftest import CONFIG, QUICK, REVISION, SLUG, TIME_SCALE, end_states, quick_travis
 
 pytestmark = pytest.mark.e2e

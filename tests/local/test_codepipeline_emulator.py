@@ -24,7 +24,7 @@ from botocore.retries import standard
 from moto import mock_aws
 
 from local.clock import VirtualClock
-from local.codepipeline_emulator import (
+from local.codepipeline import (
     EVENT_DETAIL_TYPE,
     ActionRun,
     CodePipelineEmulator,

@@ -22,8 +22,8 @@ from aws_lambda_powertools.utilities import parameters
 from botocore.retries import standard
 
 from local.clock import VirtualClock
-from local.codepipeline_emulator import CodePipelineEmulator
-from local.travis_fake import ALL, RepoScript, TravisFake
+from local.codepipeline import CodePipelineEmulator
+from local.travis import ALL, RepoScript, TravisFake
 from tests.unit.support import (
     ACTION_TYPE_API,
     CONFIGURATION,

@@ -9,7 +9,7 @@ import botocore.session
 import pytest
 from moto import mock_aws
 
-from local.codepipeline_emulator import CodePipelineEmulator
+from local.codepipeline import CodePipelineEmulator
 from tests.unit.support import ACTION_TYPE_API, REGISTERED
 from worker import clock
 from worker.abandon import handle_action_event, run_is_over

@@ -13,7 +13,7 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from local.codepipeline_emulator import CodePipelineEmulator
+from local.codepipeline import CodePipelineEmulator
 from tests.unit.support import REVISION, SLUG
 from worker import artifact as artifact_module
 from worker.artifact import REPORT_FILE, build_report, write_report

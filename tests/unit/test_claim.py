@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from local.codepipeline_emulator import CodePipelineEmulator
+from local.codepipeline import CodePipelineEmulator
 from tests.unit.support import ACTION_TYPE_API, STATE_MACHINE_ARN
 from worker.claim import CLAIMED, NOT_CLAIMED, OtherExecutions, claim
 from worker.codepipeline import CodePipelineJobs

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from local.codepipeline_emulator import CodePipelineEmulator
+from local.codepipeline import CodePipelineEmulator
 from tests.unit.support import ACTION_TYPE, JOB_TOKEN, botocore_client
 from worker.codepipeline import (
     MAX_EXTERNAL_ID,

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from local.codepipeline_emulator import CodePipelineEmulator
+from local.codepipeline import CodePipelineEmulator
 from worker.codepipeline import CodePipelineJobs, ResultAnswer, ResultCall
 from worker.delivery import AFTER_FAILURE, AFTER_HAND_OVER, AFTER_SUCCESS, delivered
 from worker.failures import FailureType

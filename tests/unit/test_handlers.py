@@ -17,8 +17,8 @@ import botocore.session
 import pytest
 from moto import mock_aws
 
-from local.codepipeline_emulator import CodePipelineEmulator
-from local.travis_fake import TravisFake, token_fingerprint
+from local.codepipeline import CodePipelineEmulator
+from local.travis import TravisFake, token_fingerprint
 from tests.unit.support import JOB_TOKEN, SLUG, WORKER_TOKEN, LambdaContext
 from worker.failures import ConfigurationInvalid
 from worker.handlers import (

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from local.codepipeline_emulator import CodePipelineEmulator
+from local.codepipeline import CodePipelineEmulator
 from tests.unit.support import ACTION_TYPE, ACTION_TYPE_API, JOB_TOKEN, PIPELINE, REVISION
 from worker.continuation import Continuation
 from worker.job import (

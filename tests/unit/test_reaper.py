@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from local.codepipeline_emulator import CodePipelineEmulator
+from local.codepipeline import CodePipelineEmulator
 from tests.unit.support import ACTION_TYPE_API, SLUG, STATE_MACHINE_ARN
 from worker import reaper
 from worker.codepipeline import CodePipelineJobs

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from moto import mock_aws
 
-from local.codepipeline_emulator import CodePipelineEmulator
+from local.codepipeline import CodePipelineEmulator
 from tests.unit.support import JOB_TOKEN, REVISION, SLUG, make_settings, step_event
 from worker import report
 from worker.codepipeline import CodePipelineJobs

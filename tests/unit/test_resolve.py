@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from local.travis_fake import RepoScript, SeedBuild, TravisFake
+from local.travis import RepoScript, SeedBuild, TravisFake
 from tests.unit.support import (
     JOB_TOKEN,
     RESOLVE_WAIT,

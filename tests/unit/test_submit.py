@@ -14,8 +14,7 @@ from typing import Any
 
 import pytest
 
-from local.travis import render
-from local.travis_fake import Fault, TravisFake
+from local.travis import Fault, TravisFake, render
 from tests.unit.support import (
     JOB_TOKEN,
     REVISION,

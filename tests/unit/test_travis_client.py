@@ -9,7 +9,7 @@ import pytest
 import requests
 from pytest_httpserver import HTTPServer
 
-from local.travis_fake import ALL, Fault, JobScript, TravisFake, token_fingerprint
+from local.travis import ALL, Fault, JobScript, TravisFake, token_fingerprint
 from tests.unit.support import (
     BRANCH,
     ENCODED_SLUG,

@@ -11,8 +11,8 @@ from collections.abc import Callable
 
 import pytest
 
-from local.codepipeline_emulator import CodePipelineEmulator
-from local.travis_fake import REAL_FAILURE_MODES, JobScript, TravisFake, token_fingerprint
+from local.codepipeline import CodePipelineEmulator
+from local.travis import REAL_FAILURE_MODES, JobScript, TravisFake, token_fingerprint
 from tests.unit.support import (
     CONFIGURATION,
     JOB_TOKEN,

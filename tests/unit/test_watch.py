@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from local.travis_fake import ALL, JobScript, TravisFake
+from local.travis import ALL, JobScript, TravisFake
 from tests.unit.support import (
     JOB_TOKEN,
     SLUG,
