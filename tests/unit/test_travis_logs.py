@@ -26,6 +26,14 @@ def test_the_explanation_ends_with_the_failed_command() -> None:
     lines = explanation(LOG, lines=4)
     assert lines[-1] == 'The command "pytest" exited with 1.'
     assert "FAILED tests/test_app.py::test_login - AssertionError: 401 != 200" in lines
+
+
+def test_the_explanation_starts_at_the_failed_command() -> None:
+    # Given room for more lines than the failed command printed
+    lines = explanation(LOG, lines=20)
+    # Then it quotes the command and its output, not the setup before it
+    assert lines[0] == "$ pytest"
+    assert not any(line.startswith("$ export") or "Worker information" in line for line in lines)
     assert not any("\x1b" in line or "travis_" in line for line in lines)
     assert not any(line.startswith("Done.") for line in lines)
 

@@ -29,13 +29,17 @@ def explanation(log: str, *, lines: int = 20, secrets: Iterable[str] = ()) -> li
     cleaned = [clean_line(line, secrets) for line in _lines(log)]
     cleaned = [line for line in cleaned if line.strip()]
     verdicts = [i for i, line in enumerate(cleaned) if _VERDICT.match(line.strip())]
+    start = 0
     if verdicts:
         end = verdicts[-1] + 1
+        # The failed command's own output explains it: start at its `$ command` line.
+        commands = [i for i in range(end) if cleaned[i].startswith("$ ")]
+        start = commands[-1] if commands else 0
     else:
         end = len(cleaned)
         while end and _CLOSING.match(cleaned[end - 1].strip()):
             end -= 1
-    return cleaned[max(0, end - lines) : end]
+    return cleaned[max(start, end - lines) : end]
 
 
 def clean_line(line: str, secrets: Iterable[str] = ()) -> str:
