@@ -127,7 +127,10 @@ def test_poller_dying_mid_batch_loses_no_job(worker_for: Any, clock: VirtualCloc
         patch.setattr(ExecutionStarter, "start", start_then_die)
         summary = worker.poll()
     assert summary == {"error": "SimulatedPollerCrash"}
-    assert len(worker.executions()) == 1
+    # one of the three first jobs got its execution (its continuation job may follow at once:
+    # publishing the link wakes the poller)
+    first_jobs = {worker.emulator.action_run(r).job_ids[0] for r in runs}
+    assert len([e for e in worker.executions() if e["name"][:36] in first_jobs]) == 1
 
     # When the schedule keeps sweeping
     worker.start_sweeper(0.05)
