@@ -48,7 +48,10 @@ def test_the_webhook_wakes_the_watch_when_the_build_ends(
     finished = build.finished_as_of(clock.now())
     assert finished is not None
     last_result = run.results[-1].at
-    assert last_result - finished < 30  # virtual seconds, incl. compressed processing
+    # Virtual seconds: local processing is inflated a hundredfold by the compressed clock, so
+    # the bound is loose here; what matters is that no scheduled look was waited for (the
+    # fallback schedule would look minutes later; `make bench` measures the delay itself).
+    assert last_result - finished < 300
 
 
 def test_a_forged_webhook_is_refused_and_reports_nothing(
