@@ -4,8 +4,6 @@ started for a while); a finished build answers 409 and a token without the permi
 
 from __future__ import annotations
 
-from typing import Any
-
 from worker.continuation import Continuation
 from worker.failures import JobFailure
 from worker.job import ExecutionInput
@@ -51,7 +49,3 @@ def cancel_note(result: CancelResult | None) -> str:
     if result is CancelResult.NOT_PERMITTED:
         return "it could not be canceled: the token may not cancel builds"
     return "canceling it failed"
-
-
-def end_for_cancel(result: CancelResult, reason: str, build_id: str) -> dict[str, Any]:
-    return {"cancel": result.value, "reason": reason, "buildId": build_id}

@@ -175,3 +175,9 @@ def execution_name(job_id: str, nonce: str, attempt: int = 1) -> str:
     digest = hashlib.sha256(nonce.encode()).hexdigest()[:EXECUTION_NAME_HASH_CHARS]
     name = f"{job_id}-{digest}"
     return name if attempt == 1 else f"{name}-{attempt}"
+
+
+def same_commit(wanted: str, built: str) -> bool:
+    """Whether two commit ids name the same commit (either may be abbreviated)."""
+    a, b = wanted.lower(), built.lower()
+    return a.startswith(b) or b.startswith(a)

@@ -10,6 +10,7 @@ from worker.abandon import run_is_over
 from worker.cancel import cancel_note, cancel_quietly
 from worker.codepipeline import CodePipelineJobs
 from worker.failures import BuildNotStarted, JobFailure, RevisionMismatch
+from worker.job import same_commit
 from worker.observability import logger, metrics
 from worker.providers import BuildProvider, BuildRef, Submission
 from worker.settings import Settings
@@ -87,9 +88,7 @@ def _check_revision(
     wanted = step.job.revision
     if not (submission.sha_sent and wanted and build.commit):
         return
-    if build.commit.lower().startswith(wanted.lower()) or wanted.lower().startswith(
-        build.commit.lower()
-    ):
+    if same_commit(wanted, build.commit):
         return
     result = cancel_quietly(
         step.job, provider, provider.continuation(step.job, submission, build, None), "revision"

@@ -44,6 +44,11 @@ class BuildKey:
     endpoint: str
 
 
+def _expires() -> dict[str, str]:
+    """DynamoDB TTL attribute value: the item may go ITEM_DAYS from now."""
+    return {"N": str(int(clock.now()) + ITEM_DAYS * 86400)}
+
+
 def run_item_key(run_key: str) -> dict[str, Any]:
     return {"pk": {"S": f"run#{run_key}"}}
 
@@ -81,7 +86,7 @@ class WatchRegistry:
             ":at": {"N": _number(now)},
             ":execution": {"S": execution},
             ":job": {"S": job_id},
-            ":expires": {"N": str(int(now) + ITEM_DAYS * 86400)},
+            ":expires": _expires(),
         }
         expression = (
             "SET #token = :token, tokenAt = :at, #execution = :execution, jobId = :job, "
@@ -103,7 +108,7 @@ class WatchRegistry:
                     **build_item_key(build.build_id),
                     "run": {"S": run_key},
                     "endpoint": {"S": build.endpoint},
-                    "expiresAt": {"N": str(int(now) + ITEM_DAYS * 86400)},
+                    "expiresAt": _expires(),
                 }
             )
         if "abandonedAt" in item:
@@ -116,8 +121,7 @@ class WatchRegistry:
     def register_build(self, run_key: str, build: BuildKey, *, job_id: str, slug: str) -> None:
         """Note the run's build as soon as it exists (the link is published): an abandon that
         finds no parked execution can then cancel it, and a webhook find its run."""
-        now = clock.now()
-        expires = {"N": str(int(now) + ITEM_DAYS * 86400)}
+        expires = _expires()
         self._update(
             run_item_key(run_key),
             "SET buildId = :build, endpoint = :endpoint, slug = :slug, jobId = :job, "
@@ -157,7 +161,7 @@ class WatchRegistry:
             "SET abandonedAt = if_not_exists(abandonedAt, :at), expiresAt = :expires",
             {
                 ":at": {"N": _number(clock.now())},
-                ":expires": {"N": str(int(clock.now()) + ITEM_DAYS * 86400)},
+                ":expires": _expires(),
             },
         )
 

@@ -11,6 +11,7 @@ from worker.cancel import cancel_note, cancel_quietly
 from worker.codepipeline import CodePipelineJobs
 from worker.continuation import Continuation
 from worker.failures import BuildUnsuccessful, RevisionMismatch
+from worker.job import same_commit
 from worker.observability import logger, metrics
 from worker.providers import BuildProvider, BuildStatus
 from worker.schedule import Expectation, policy
@@ -82,9 +83,7 @@ def _check_commit(
     wanted = continuation.revision
     if not (wanted and status.commit):
         return
-    if status.commit.lower().startswith(wanted.lower()) or wanted.lower().startswith(
-        status.commit.lower()
-    ):
+    if same_commit(wanted, status.commit):
         return
     cancel = (
         None if status.finished else cancel_quietly(step.job, provider, continuation, "revision")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import boto3
 import pytest
@@ -35,6 +36,20 @@ def test_the_jobs_api_token_wins(
     # Then it is the job's, and the worker's secret is not read at all
     assert token == JOB_TOKEN
     assert secret.reads == []
+
+
+def test_one_step_asks_codepipeline_for_the_token_once(
+    source: TokenSource, create_job: Callable[..., str], emulator: Any
+) -> None:
+    # Given a step that makes several Travis calls for the same job (resolve: request + build)
+    job_id = create_job(api_token=JOB_TOKEN)
+
+    # When it needs the token for each of them
+    tokens = {source.token_for(job_id, TRUSTED) for _ in range(3)}
+
+    # Then CodePipeline was asked once (GetJobDetails), and the token is the same
+    assert tokens == {JOB_TOKEN}
+    assert len(emulator.calls("GetJobDetails")) == 1
 
 
 def test_the_jobs_api_token_may_go_to_its_own_endpoint(

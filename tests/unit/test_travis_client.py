@@ -24,11 +24,11 @@ from worker.failures import (
     ServiceUnavailable,
     TravisBanned,
 )
+from worker.providers import CancelResult
 from worker.providers.travis import client as client_module
 from worker.providers.travis.client import (
     REQUEST_FIELDS,
     USER_AGENT,
-    CancelAnswer,
     RequestOutcomeUnknown,
     Throttled,
     TravisClient,
@@ -198,7 +198,7 @@ def test_a_token_without_the_cancel_permission_is_not_permitted(
     travis.add_token(JOB_TOKEN, ALL, can_cancel=False)
 
     # When the client cancels it: Travis's refusal is an answer, not an error (not retried)
-    assert client.cancel_build(SLUG, build_id) is CancelAnswer.NOT_PERMITTED
+    assert client.cancel_build(SLUG, build_id) is CancelResult.NOT_PERMITTED
     assert [c.status for c in travis.calls_of("cancel_build")] == [403]
     assert travis.get_build(int(build_id)).cancel_requested_at is None
 
@@ -595,7 +595,7 @@ def test_cancel_of_a_running_build_is_requested(
 ) -> None:
     build_id = _build_id(travis, client)
 
-    assert client.cancel_build(SLUG, build_id) is CancelAnswer.REQUESTED
+    assert client.cancel_build(SLUG, build_id) is CancelResult.REQUESTED
 
     # Travis cancels asynchronously: the build ends canceled a few seconds later
     (call,) = travis.calls_of("cancel_build")
@@ -612,7 +612,7 @@ def test_cancel_of_a_finished_build_is_already_finished(
     clock.advance(3600)
     assert client.get_build(SLUG, build_id)["state"] == "passed"
 
-    assert client.cancel_build(SLUG, build_id) is CancelAnswer.ALREADY_FINISHED
+    assert client.cancel_build(SLUG, build_id) is CancelResult.ALREADY_FINISHED
 
     assert [c.status for c in travis.calls_of("cancel_build")] == [409]
     assert travis.get_build(int(build_id)).state == "passed"
@@ -622,6 +622,6 @@ def test_cancel_is_retried_on_5xx(travis: TravisFake, client: TravisClient) -> N
     build_id = _build_id(travis, client)
     travis.fail_next("cancel_build", 503)
 
-    assert client.cancel_build(SLUG, build_id) is CancelAnswer.REQUESTED
+    assert client.cancel_build(SLUG, build_id) is CancelResult.REQUESTED
 
     assert [c.status for c in travis.calls_of("cancel_build")] == [503, 202]

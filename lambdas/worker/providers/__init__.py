@@ -144,9 +144,9 @@ class BuildStatus:
 
 
 class CancelResult(StrEnum):
-    REQUESTED = "requested"
-    ALREADY_FINISHED = "already_finished"
-    NOT_PERMITTED = "not_permitted"
+    REQUESTED = "requested"  # Travis: 202, it cancels asynchronously
+    ALREADY_FINISHED = "already_finished"  # Travis: 409 build_not_cancelable
+    NOT_PERMITTED = "not_permitted"  # Travis: 403 insufficient_access (permission cancel)
 
 
 class BuildProvider(Protocol):

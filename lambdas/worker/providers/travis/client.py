@@ -17,7 +17,6 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
@@ -31,6 +30,7 @@ from worker.failures import (
     clip,
 )
 from worker.observability import metrics
+from worker.providers import CancelResult
 from worker.retry import RetryBudget, parse_retry_after, step_time_left
 
 USER_AGENT = "codepipeline-travis-worker/2.0 (+AWS CodePipeline custom action)"
@@ -68,12 +68,6 @@ class Throttled(Exception):
         self.max_requests = max_requests
         self.per_seconds = per_seconds
         self.retry_after = retry_after
-
-
-class CancelAnswer(StrEnum):
-    REQUESTED = "requested"  # 202: Travis will cancel it (asynchronously)
-    ALREADY_FINISHED = "already_finished"  # 409 build_not_cancelable
-    NOT_PERMITTED = "not_permitted"  # 403 insufficient_access (permission cancel)
 
 
 @dataclass(frozen=True)
@@ -181,7 +175,7 @@ class TravisClient:
         builds = data.get("builds")
         return [b for b in builds if isinstance(b, dict)] if isinstance(builds, list) else []
 
-    def cancel_build(self, slug: str, build_id: str) -> CancelAnswer:
+    def cancel_build(self, slug: str, build_id: str) -> CancelResult:
         """Ask Travis to cancel (it does so asynchronously: the build stays started a while)."""
         data = self._with_retries(
             "POST",
@@ -191,10 +185,10 @@ class TravisClient:
             answers={409: "already_finished", 403: "insufficient_access"},
         )
         if data.get("_answer") == "already_finished":
-            return CancelAnswer.ALREADY_FINISHED
+            return CancelResult.ALREADY_FINISHED
         if data.get("_answer") == "insufficient_access":
-            return CancelAnswer.NOT_PERMITTED
-        return CancelAnswer.REQUESTED
+            return CancelResult.NOT_PERMITTED
+        return CancelResult.REQUESTED
 
     def job_log(self, job_id: str, *, keep_bytes: int, max_bytes: int = 20_000_000) -> str:
         """The end of a job's log (plain text), reading at most `max_bytes` of it."""

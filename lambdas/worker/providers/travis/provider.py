@@ -33,7 +33,6 @@ from worker.providers import (
 )
 from worker.providers.travis import logs
 from worker.providers.travis.client import (
-    CancelAnswer,
     RequestOutcomeUnknown,
     Throttled,
     TravisClient,
@@ -294,12 +293,7 @@ class TravisProvider:
 
     def cancel(self, job: ExecutionInput, continuation: Continuation) -> CancelResult:
         client = self._client(job, continuation.endpoint)
-        answer = client.cancel_build(continuation.slug, continuation.build_id)
-        return {
-            CancelAnswer.REQUESTED: CancelResult.REQUESTED,
-            CancelAnswer.ALREADY_FINISHED: CancelResult.ALREADY_FINISHED,
-            CancelAnswer.NOT_PERMITTED: CancelResult.NOT_PERMITTED,
-        }[answer]
+        return client.cancel_build(continuation.slug, continuation.build_id)
 
     def explain_failure(
         self, job: ExecutionInput, continuation: Continuation, status: BuildStatus

@@ -64,8 +64,17 @@ class TokenSource:
         self._secret_arn = secret_arn
         self._trusted = trusted_endpoints
         self._read_secret = secret_reader
+        self._known: dict[tuple[str, str], str] = {}  # this invocation's answers, memory only
 
     def token_for(self, job_id: str, endpoint: str) -> str:
+        """The token for this job's calls to `endpoint` (asked once per source instance: a step
+        makes several Travis calls, and each used to cost a GetJobDetails)."""
+        key = (job_id, endpoint.rstrip("/"))
+        if key not in self._known:
+            self._known[key] = self._resolve(job_id, endpoint)
+        return self._known[key]
+
+    def _resolve(self, job_id: str, endpoint: str) -> str:
         try:
             token = self._jobs.configuration(job_id).get(TOKEN_PROPERTY, "").strip()
         except CodePipelineRejected:
