@@ -12,6 +12,9 @@ second in AWS):
   - it ends later than the window (overrun):    at most max(near, min(cap, overrun / 2));
   - it ends before the window (early failure): at most max(min_far, far_fraction × expected);
   - no history:                                at most `cap` (the backoff's cap).
+A hand-over to a fresh continuation job (the hold limit, an hour) is a stretch without looks; a
+polling watch hands over as it enters the window (worker.watch), so none falls inside it unless
+the window is longer than the limit.
 With push (a Travis webhook wakes the watch), these are the fallback for a webhook that never
 comes: Travis never retries a webhook.
 """

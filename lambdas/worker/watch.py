@@ -68,6 +68,16 @@ def watch_build(
     wait: float = policy(settings.push, settings.watch_wait).next_wait(
         elapsed, expectation, looks - 1
     )
+    if not settings.push and _hand_over_before_the_window(
+        now,
+        now + wait,
+        published=published,
+        started_at=status.started_at,
+        expectation=expectation,
+        settings=settings,
+    ):
+        logger.info("Handing over before the build's end window", extra={"looks": looks})
+        return {**result, "next": "handover"}
     # Look again in time for the hand-over and the watch timeout.
     wait = min(
         wait,
@@ -75,6 +85,29 @@ def watch_build(
         continuation.started + settings.watch_timeout_seconds - now + 1,
     )
     return {**result, "next": "park", "waitSeconds": max(1, int(wait))}
+
+
+def _hand_over_before_the_window(
+    now: float,
+    next_look: float,
+    *,
+    published: float,
+    started_at: float | None,
+    expectation: Expectation | None,
+    settings: Settings,
+) -> bool:
+    """Whether to hand over now rather than when the hold limit falls due inside the end window.
+
+    A hand-over costs a chain of steps (result, new job, poll, claim) during which nobody looks:
+    due inside the window where the build may end, it would add its length to the result delay.
+    Handing over as the watch enters the window lets one fresh job cover all of it. Once: the
+    fresh job's limit falls after the window, and a window longer than the limit is left alone.
+    """
+    if expectation is None or started_at is None:
+        return False
+    opens, closes = (started_at + bound for bound in expectation.window)
+    due = published + settings.hand_over_max_seconds
+    return next_look >= opens and due < closes <= now + settings.hand_over_max_seconds
 
 
 def _check_commit(

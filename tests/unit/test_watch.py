@@ -7,6 +7,7 @@ fails the job; a build of another commit is a RevisionMismatch.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -77,6 +78,10 @@ def watch(
 
 def _continuation(job: ExecutionInput) -> Continuation:
     return Continuation.from_dict(job.continuation)
+
+
+def replace_continuation(job: ExecutionInput, continuation: Continuation) -> ExecutionInput:
+    return dataclasses.replace(job, continuation=continuation.as_dict())
 
 
 def test_progress_comes_from_the_builds_jobs(
@@ -212,6 +217,62 @@ def test_a_park_never_sleeps_past_the_hand_over(
 
     assert result["next"] == "park"
     assert result["waitSeconds"] <= 100
+
+
+def test_the_hold_limit_never_falls_inside_the_end_window(
+    watched: Callable[..., ExecutionInput],
+    watch: Callable[..., dict],
+    clock: VirtualClockView,
+    settings: Settings,
+) -> None:
+    # Given a single-job build expected to end about when the hold limit falls due (an hour)
+    limit = settings.hand_over_max_seconds
+    job = watched(JobScript(duration=3 * 3600), expected=limit)
+    began = clock.now
+    first = watch(job)
+    assert first["next"] == "park"  # far from the end: sleep
+
+    # When the watch wakes at its last look before the window where the build may end
+    clock.advance(first["waitSeconds"])
+    while (result := watch(job))["next"] == "park" and clock.now + result["waitSeconds"] < (
+        began + limit - 30  # the window opens at expected - max(30 s, spread)
+    ):
+        clock.advance(result["waitSeconds"])
+
+    # Then it hands over there, long before the limit, so no hand-over interrupts the window
+    assert result["next"] == "handover"
+    assert clock.now - began < limit - 30
+
+    # and the fresh job parks through the window: it hands over again only at its own limit
+    fresh = replace_continuation(job, _continuation(job).handed_over(clock.now, 0))
+    waits = []
+    while clock.now < began + limit + 30:
+        result = watch(fresh)
+        assert result["next"] == "park"
+        waits.append(result["waitSeconds"])
+        clock.advance(result["waitSeconds"])
+    assert len(waits) > 3 and max(waits[1:]) <= policy(False).near  # in the window: often
+
+
+def test_push_watches_keep_the_hold_limit(
+    watched: Callable[..., ExecutionInput],
+    watch: Callable[..., dict],
+    clock: VirtualClockView,
+    settings: Settings,
+    provider: TravisProvider,
+    jobs: CodePipelineJobs,
+    registry: StubRegistry,
+) -> None:
+    # Given a push watch (the webhook reports the end; looks are only its fallback)
+    push = dataclasses.replace(settings, webhook_url="https://hooks.example/travis")
+    job = watched(JobScript(duration=3 * 3600), expected=settings.hand_over_max_seconds)
+    clock.advance(60)
+
+    # When it looks before and as it enters the end window (a polling watch hands over there)
+    for _ in range(2):
+        result = watch_build(StepEvent.parse(step_event(job)), provider, push, jobs, registry)
+        assert result["next"] == "park"
+        clock.advance(result["waitSeconds"])
 
 
 def test_an_abandoned_run_cancels_without_looking(
