@@ -7,7 +7,6 @@ through the real worker against the Travis fake's real answers, all rows at once
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,21 +29,18 @@ from tests.e2e.conftest import everything_an_operator_sees
 
 pytestmark = pytest.mark.e2e
 DOC = Path(__file__).resolve().parents[2] / "docs" / "bad-input.md"
-CATALOGUE_SECONDS = 60.0  # real seconds for every row, run concurrently
 
 
 @pytest.fixture(scope="module")
-def catalogue(template: dict[str, Any]) -> Iterator[tuple[dict[str, Answer], str, str, float]]:
+def catalogue(template: dict[str, Any]) -> Iterator[tuple[dict[str, Answer], str, str]]:
     """Run every case once, concurrently, through one local worker."""
     worker = catalogue_worker(template)
-    began = time.monotonic()
     with worker:
         worker.emulator.add_action_listener(worker.on_action_started)
         worker.start_sweeper(0.05)
         answers = run_catalogue(worker)
-        took = time.monotonic() - began
         seen = everything_an_operator_sees(worker)
-        yield {a.case.name: a for a in answers}, seen, worker.travis.base_url, took
+        yield {a.case.name: a for a in answers}, seen, worker.travis.base_url
 
 
 def test_catalogue_has_at_least_40_cases() -> None:
@@ -55,7 +51,7 @@ def test_catalogue_has_at_least_40_cases() -> None:
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_bad_input_gets_its_classified_answer(catalogue: Any, case: Any) -> None:
-    answers, _, _, _ = catalogue
+    answers, _, _ = catalogue
     answer = answers[case.name]
     assert answer.result == case.expected, answer.message
     assert case.message in answer.message, answer.message
@@ -69,19 +65,14 @@ def test_bad_input_gets_its_classified_answer(catalogue: Any, case: Any) -> None
 
 
 def test_every_claimed_job_of_the_catalogue_has_a_result(catalogue: Any) -> None:
-    answers, _, _, _ = catalogue
+    answers, _, _ = catalogue
     for answer in answers.values():
         if answer.case.expected != NOT_CLAIMED:
             assert answer.run.finished, answer.case.name
 
 
-def test_the_whole_catalogue_runs_within_a_minute(catalogue: Any) -> None:
-    _, _, _, took = catalogue
-    assert took < CATALOGUE_SECONDS
-
-
 def test_no_secret_in_answers_histories_or_logs(catalogue: Any) -> None:
-    answers, seen, _, _ = catalogue
+    answers, seen, _ = catalogue
     messages = " ".join(a.message for a in answers.values())
     for secret in (DEFAULT_TOKEN, *ROW_TOKENS):
         assert secret not in messages
@@ -91,7 +82,7 @@ def test_no_secret_in_answers_histories_or_logs(catalogue: Any) -> None:
 
 def test_documentation_shows_what_users_get_today(catalogue: Any) -> None:
     # The documented table is what the catalogue produces now (ids and ports aside).
-    answers, _, travis_url, _ = catalogue
+    answers, _, travis_url = catalogue
     text = DOC.read_text(encoding="utf-8")
     generated = markdown([answers[c.name] for c in CASES], travis_url=travis_url)
 

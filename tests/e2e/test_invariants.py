@@ -144,10 +144,13 @@ def test_duplicate_hand_out_replayed_to_the_poller_is_already_handled(worker_for
 
 @pytest.mark.parametrize("nonce_mode", ["new", "same"])
 def test_slow_claim_and_redelivery_still_make_one_build(worker_for: Any, nonce_mode: str) -> None:
-    # Given CodePipeline hands an unacknowledged job out again after 30 s (0.3 s real)
-    clock = VirtualClock(TIME_SCALE)
+    # Given CodePipeline hands an unacknowledged job out again after 30 s; on a clock slower than
+    # the suite's (30 s are 1.5 s real), so that only the claim slowed on purpose is late, however
+    # busy the machine (at 0.01 a loaded machine's every claim took longer than 0.3 s)
+    redelivery = 30.0
+    clock = VirtualClock(5 * TIME_SCALE)
     emulator = CodePipelineEmulator(
-        redelivery_timeout_seconds=30.0, nonce_on_redelivery=nonce_mode, clock=clock
+        redelivery_timeout_seconds=redelivery, nonce_on_redelivery=nonce_mode, clock=clock
     )
     travis = quick_travis(clock)
     worker = worker_for(
@@ -159,7 +162,7 @@ def test_slow_claim_and_redelivery_still_make_one_build(worker_for: Any, nonce_m
         # The first claim of the first job takes longer than the redelivery timeout
         if function.handler.endswith("handlers.claim.handler") and not slowed:
             slowed.append(event["state"]["jobId"])
-            time.sleep(1.0)
+            time.sleep(clock.real_seconds(2 * redelivery))
 
     worker.before_invoke.append(slow_first_claim)
 
