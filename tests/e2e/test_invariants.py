@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 
@@ -143,7 +143,9 @@ def test_duplicate_hand_out_replayed_to_the_poller_is_already_handled(worker_for
 
 
 @pytest.mark.parametrize("nonce_mode", ["new", "same"])
-def test_slow_claim_and_redelivery_still_make_one_build(worker_for: Any, nonce_mode: str) -> None:
+def test_slow_claim_and_redelivery_still_make_one_build(
+    worker_for: Any, nonce_mode: Literal["new", "same"]
+) -> None:
     # Given CodePipeline hands an unacknowledged job out again after 30 s; on a clock slower than
     # the suite's (30 s are 1.5 s real), so that only the claim slowed on purpose is late, however
     # busy the machine (at 0.01 a loaded machine's every claim took longer than 0.3 s)
