@@ -25,6 +25,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 from worker import aws, clock
 from worker.failures import ServiceUnavailable
 
+# Lambda hosts' clocks agree to well within this (NTP); a webhook noted up to this long before
+# the look is answered anyway: an extra look costs little, a missed wake a whole park.
+CLOCK_SKEW_SECONDS = 1.0
 ITEM_DAYS = 3  # longer than any watch (watchTimeoutMinutes ≤ 20 h); DynamoDB TTL removes items
 _TOKEN_GONE = frozenset({"TaskTimedOut", "TaskDoesNotExist", "InvalidToken"})
 
@@ -79,7 +82,11 @@ class WatchRegistry:
         build: BuildKey | None,
         looked_at: float,
     ) -> Signal | None:
-        """Leave the token for this run; the signal to act on at once, if one is already there."""
+        """Leave the token for this run; the signal to act on at once, if one is already there.
+
+        `looked_at`: when the look before this park asked Travis; a webhook noted since may tell
+        of what that answer missed.
+        """
         now = clock.now()
         values: dict[str, Any] = {
             ":token": {"S": token},
@@ -114,7 +121,7 @@ class WatchRegistry:
         if "abandonedAt" in item:
             return Signal.ABANDONED
         webhook_at = float(item.get("webhookAt", {}).get("N", "0"))
-        if webhook_at and webhook_at >= looked_at:
+        if webhook_at and webhook_at >= looked_at - CLOCK_SKEW_SECONDS:
             return Signal.WEBHOOK
         return None
 

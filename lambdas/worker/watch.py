@@ -36,6 +36,9 @@ def watch_build(
         if run_is_over(jobs, step.job.pipeline):
             return {"next": "cancel", "reason": "abandoned", "looks": looks}
         registry.clear_abandoned(step.job.pipeline.run_key)  # a mark left by an earlier run
+    # A webhook noted after this instant may tell of a change the answer below predates (Travis
+    # answered, then the build finished): the next park wakes on any webhook from here on.
+    asked = clock.now()
     status = provider.status(step.job, continuation)
     now = clock.now()
     logger.info(
@@ -43,7 +46,7 @@ def watch_build(
         extra={"state": status.state, "jobs_done": status.jobs_done, "jobs": len(status.jobs)},
     )
     _check_commit(step, provider, continuation, status)
-    result: dict[str, Any] = {"status": status.as_dict(), "looks": looks, "lookedAt": now}
+    result: dict[str, Any] = {"status": status.as_dict(), "looks": looks, "lookedAt": asked}
     if status.finished:
         return {**result, "next": "report"}
     if now - continuation.started > settings.watch_timeout_seconds:

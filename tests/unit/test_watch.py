@@ -108,6 +108,35 @@ def test_progress_comes_from_the_builds_jobs(
     assert result["looks"] == 1
 
 
+def test_the_look_is_dated_when_travis_was_asked(
+    watched: Callable[..., ExecutionInput],
+    watch: Callable[..., dict],
+    clock: VirtualClockView,
+    provider: TravisProvider,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given a look whose answer takes 5 s (the build may finish, and Travis send its webhook,
+    # after Travis answered "started" and before the step ends)
+    job = watched()
+    clock.advance(60)
+    asked = clock.now
+    status = provider.status
+
+    def slow_status(*args: Any) -> Any:
+        answer = status(*args)
+        clock.advance(5)
+        return answer
+
+    monkeypatch.setattr(provider, "status", slow_status)
+
+    # When the watch looks
+    result = watch(job)
+
+    # Then the look is dated when it asked: the park wakes on any webhook noted after that
+    assert result["next"] == "park"
+    assert result["lookedAt"] == pytest.approx(asked, abs=0.5)
+
+
 def test_a_finished_build_is_reported(
     travis: TravisFake,
     watched: Callable[..., ExecutionInput],
