@@ -1,5 +1,7 @@
 """Cold import time of each Lambda handler module, compared with `import boto3`.
 
+A handler's cold import is what its cold start imports: the handler module and, for handlers
+that serve a build provider, the provider its first invocation imports (`first_call_modules`).
 Every sample is a fresh interpreter started the way Lambda starts one: isolated (`-I -S`: no
 PYTHON* variables, no site-packages, no user site), with an explicit `sys.path` of the function
 code (`lambdas/`, as /var/task), then the layer's packages (as /opt/python), then the runtime's
@@ -74,9 +76,14 @@ _PROBE = """\
 import sys, time
 sys.path[:0] = {path!r}
 started = time.process_time_ns()
-__import__({module!r})
+for name in {modules!r}:
+    __import__(name)
 print(time.process_time_ns() - started)
 """
+# A handler that serves a build provider imports it at its first invocation (worker.handlers
+# .entry.provider_for), still inside the cold start: the probe imports it with the handler.
+FIRST_CALL_MARKERS = ("provider_for(", "provider_named(")
+PROVIDER_MODULES = ("worker.providers.travis.provider",)
 _IMPORTTIME_LINE = re.compile(r"^import time:\s+(\d+) \|\s+(\d+) \| (\s*)(\S+)$")
 
 
@@ -84,6 +91,15 @@ def discover_handlers(lambdas: Path = LAMBDAS) -> list[str]:
     """One module per Lambda function: every `worker/handlers/*.py` but private ones."""
     folder = lambdas.joinpath(*HANDLERS_PACKAGE.split("."))
     return [f"{HANDLERS_PACKAGE}.{p.stem}" for p in sorted(folder.glob("*.py")) if p.stem[0] != "_"]
+
+
+def first_call_modules(module: str, lambdas: Path = LAMBDAS) -> tuple[str, ...]:
+    """What a cold start of `module` imports: the module, and what its first invocation imports
+    lazily (the build provider, for handlers that call one)."""
+    source = lambdas.joinpath(*module.split(".")).with_suffix(".py")
+    text = source.read_text(encoding="utf-8") if source.is_file() else ""
+    lazy = PROVIDER_MODULES if any(marker in text for marker in FIRST_CALL_MARKERS) else ()
+    return (module, *lazy)
 
 
 def distribution_closure(name: str) -> list[importlib.metadata.Distribution]:
@@ -147,6 +163,7 @@ class Probe:
     def __init__(
         self, task: Path, layer: Path, runtime: Path, *, cached_bytecode: bool, pycache: Path
     ) -> None:
+        self.task = task
         self.handler_path = [str(task), str(layer), str(runtime)]
         self.baseline_path = [str(runtime)]
         # Without cached bytecode, -B keeps the pyc-free code pyc-free (boto3 keeps its pycs);
@@ -156,7 +173,10 @@ class Probe:
 
     def run(self, module: str, *options: str) -> subprocess.CompletedProcess[str]:
         """Import `module` in a fresh interpreter; RuntimeError with its traceback if it fails."""
-        path = self.baseline_path if module == BASELINE else self.handler_path
+        if module == BASELINE:
+            path, modules = self.baseline_path, (module,)
+        else:
+            path, modules = self.handler_path, first_call_modules(module, self.task)
         completed = subprocess.run(  # noqa: S603 - this interpreter, fixed code
             [
                 sys.executable,
@@ -165,7 +185,7 @@ class Probe:
                 *self.flags,
                 *options,
                 "-c",
-                _PROBE.format(path=path, module=module),
+                _PROBE.format(path=path, modules=modules),
             ],
             capture_output=True,
             text=True,

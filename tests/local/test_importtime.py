@@ -32,6 +32,11 @@ def code(tmp_path: Path) -> tuple[Path, Path]:
             "assert 'POWERTOOLS_TRACE_DISABLED' not in os.environ\n"
         ),
         lambdas / "worker" / "handlers" / "needs_pytest.py": "import pytest\n",
+        # Serves a build provider: its first invocation imports it (entry.provider_for).
+        lambdas / "worker" / "handlers" / "builds.py": "def handler(e, c):\n    provider_for(e)\n",
+        lambdas / "worker" / "providers" / "__init__.py": "",
+        lambdas / "worker" / "providers" / "travis" / "__init__.py": "",
+        lambdas / "worker" / "providers" / "travis" / "provider.py": "raise ImportError('first')\n",
         layer / "layered" / "__init__.py": "VALUE = 1\n",
     }
     for path, text in files.items():
@@ -43,6 +48,7 @@ def code(tmp_path: Path) -> tuple[Path, Path]:
 def test_discovers_every_public_handler_module(code: tuple[Path, Path]) -> None:
     lambdas, _ = code
     assert importtime.discover_handlers(lambdas) == [
+        "worker.handlers.builds",
         "worker.handlers.envcheck",
         "worker.handlers.needs_pytest",
         "worker.handlers.tiny",
@@ -91,6 +97,16 @@ def test_probe_sees_only_the_code_the_layer_and_boto3(code: tuple[Path, Path]) -
         # The baseline is boto3 as the runtime has it: no function code, no layer.
         assert probe.baseline_path == probe.handler_path[2:]
         assert str(layer) in probe.handler_path
+
+
+def test_a_handler_serving_a_provider_is_timed_with_it(code: tuple[Path, Path]) -> None:
+    # A cold start of such a handler includes the provider its first invocation imports
+    lambdas, layer = code
+    assert importtime.first_call_modules("worker.handlers.tiny", lambdas) == (TINY,)
+    with importtime.probe(layer, lambdas) as probe:
+        with pytest.raises(RuntimeError, match="ImportError: first"):
+            probe.run("worker.handlers.builds")
+        assert probe.run(TINY).returncode == 0
 
 
 def test_breakdown_names_the_imports(code: tuple[Path, Path]) -> None:
