@@ -173,6 +173,7 @@ class Probe:
 
     def run(self, module: str, *options: str) -> subprocess.CompletedProcess[str]:
         """Import `module` in a fresh interpreter; RuntimeError with its traceback if it fails."""
+        modules: tuple[str, ...]
         if module == BASELINE:
             path, modules = self.baseline_path, (module,)
         else:
