@@ -167,25 +167,23 @@ def by_length(batch: Batch, key: str, digits: int = 6) -> dict[str, float]:
 
 
 def asset_bytes() -> dict[str, int]:
-    """The code asset (lambdas/ without requirements.txt) and the layer, unzipped and zipped."""
+    """The code asset and the layer as shipped (with the runtime's pycs), unzipped and zipped,
+    and the same without the pycs."""
     from stacks.dependency_layer import REQUIREMENTS, build_layer
+    from stacks.function_code import build_code
 
-    code = [
-        p
-        for p in (ROOT / "lambdas").rglob("*")
-        if p.is_file()
-        and p.name != "requirements.txt"
-        and "__pycache__" not in p.parts
-        and p.suffix != ".pyc"
-    ]
+    code_dir = build_code(ROOT / "lambdas", "3.14")
     layer_dir = build_layer(REQUIREMENTS, "manylinux2014_aarch64", "3.14")
+    code = [p for p in code_dir.rglob("*") if p.is_file()]
     layer = [p for p in layer_dir.rglob("*") if p.is_file() and p.name != ".complete"]
-    return {
-        "code": sum(p.stat().st_size for p in code),
-        "layer": sum(p.stat().st_size for p in layer),
-        "code_zipped": _zipped(code, ROOT / "lambdas"),
-        "layer_zipped": _zipped(layer, layer_dir),
-    }
+    figures: dict[str, int] = {}
+    for name, files, base in (("code", code, code_dir), ("layer", layer, layer_dir)):
+        sources = [p for p in files if p.suffix != ".pyc"]
+        figures[name] = sum(p.stat().st_size for p in files)
+        figures[f"{name}_zipped"] = _zipped(files, base)
+        figures[f"{name}_sources"] = sum(p.stat().st_size for p in sources)
+        figures[f"{name}_sources_zipped"] = _zipped(sources, base)
+    return figures
 
 
 def _zipped(files: list[Path], base: Path) -> int:
@@ -207,6 +205,7 @@ def build_report(
     queued: Throughput,
     imports: dict[str, Any] | None,
     assets: dict[str, int],
+    imports_from_source: dict[str, Any] | None = None,
     template: dict[str, Any],
 ) -> dict[str, Any]:
     poll_delays, poll_notes = delays(polling)
@@ -285,6 +284,14 @@ def build_report(
             else {}
         ),
         "cold_import": imports or {"skipped": True},
+        "cold_import_ratio_from_source": (
+            {
+                name.rsplit(".", 1)[-1]: v["ratio"]
+                for name, v in imports_from_source["handlers"].items()
+            }
+            if imports_from_source
+            else {}
+        ),
         "asset_bytes": assets,
         "throughput": {
             "jobs": queued.jobs,
@@ -363,10 +370,15 @@ METHOD = {
     "STARTED events invoke the poller; counted: poller invocations and seconds until all 100 "
     "executions started. The steps after the poller are held meanwhile (locally 100 executions "
     "would compete with the poller for two cores; in AWS each Lambda has its own).",
-    "cold_import": "local.importtime.measure(): CPU time of a cold import of each handler module "
-    "over that of `import boto3`, in fresh isolated interpreters (median of rounds).",
-    "assets": "code: lambdas/ without requirements.txt and bytecode; layer: the pruned "
-    "manylinux2014_aarch64 / 3.14 layer build; unzipped and zipped (deflate) bytes.",
+    "cold_import": "local.importtime.measure(): CPU time of a cold start's imports of each "
+    "handler (the module, and the Travis provider its first invocation imports) over that of "
+    "`import boto3`, in fresh isolated interpreters (median of rounds). The assets ship the "
+    "runtime's pycs (Python 3.14, compiled with Pyodide): this machine's Python imports the same "
+    "files from its own pycs (cached_bytecode). cold_import_ratio_from_source: the same without "
+    "pycs, as assets built where no Pyodide is at hand would run.",
+    "assets": "code: the function code asset as shipped (lambdas/ without requirements.txt, with "
+    "the runtime's pycs); layer: the pruned manylinux2014_aarch64 / 3.14 layer build, with its "
+    "pycs; unzipped and zipped (deflate) bytes; *_sources: the same without the pycs.",
     "alternatives": "CodeBuild wrapper: general1.small, billed per started minute, build length "
     "+ 1 min (provisioning, submit). Daemon: t4g.nano on demand 730 h + 8 GB gp3, no operations "
     "cost; per build at 1,000 runs a month for the chart.",
@@ -407,13 +419,20 @@ def main(argv: list[str] | None = None) -> int:
     push = measure_mode(push_template, True, args.runs, args.scale)
     print(f"push measured ({time.monotonic() - began:.0f} s)", file=sys.stderr)
     queued = throughput(poll_template)
-    imports = None
+    imports = from_source = None
     if args.import_runs:
         from local import importtime
 
-        imports = importtime.measure(runs=args.import_runs)
+        imports = importtime.measure(runs=args.import_runs, cached_bytecode=True)
+        from_source = importtime.measure(runs=args.import_runs)
     report = build_report(
-        polling, push, queued=queued, imports=imports, assets=asset_bytes(), template=push_template
+        polling,
+        push,
+        queued=queued,
+        imports=imports,
+        imports_from_source=from_source,
+        assets=asset_bytes(),
+        template=push_template,
     )
     report["setup"]["total_real_seconds"] = round(time.monotonic() - began, 1)
     args.report.parent.mkdir(parents=True, exist_ok=True)

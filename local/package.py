@@ -7,7 +7,7 @@ file with a few metadata files, written here with the standard library only.
 
 The wheel maps the repository to the import package `codepipeline_travis_worker` like this:
 
-    stacks/*.py                 -> codepipeline_travis_worker/*.py
+    stacks/*.py, stacks/*.mjs    -> codepipeline_travis_worker/*.py, *.mjs
     lambdas/worker/**/*.py      -> codepipeline_travis_worker/lambda_code/worker/**/*.py
     lambdas/requirements.txt    -> codepipeline_travis_worker/lambda_code/requirements.txt
 
@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 IMPORT_NAME = "codepipeline_travis_worker"
 # (source folder, folder inside the import package, the files of it that are shipped)
 LAYOUT = (
-    ("stacks", "", ("*.py",)),
+    ("stacks", "", ("*.py", "*.mjs")),
     ("lambdas/worker", "lambda_code/worker", ("**/*.py",)),
     ("lambdas", "lambda_code", ("requirements.txt",)),
 )

@@ -5,9 +5,9 @@ into `python/`, the layout Lambda layers use, and the install is then pruned to 
 import (`prune`). The result is cached under `.build/` by a hash of the requirements, the target
 and this file (so a change to the pruning rebuilds), so repeated synths (tests) do not reinstall.
 
-The layer ships sources only: Lambda cannot write bytecode into /opt (read-only), and a pyc made
-here would be for this machine's Python, not the runtime's. So whatever a function imports from
-the layer is compiled at each cold start, which is why the layer does not duplicate what the
+Lambda cannot write bytecode into /opt (read-only), so the layer carries the runtime's own pycs,
+compiled with Pyodide's CPython of the runtime's version (stacks.bytecode); without Pyodide it
+ships sources only, compiled at each cold start. Either way it does not duplicate what the
 runtime already has, compiled (boto3's closure; see requirements.txt).
 """
 
@@ -26,6 +26,8 @@ import jsii
 from aws_cdk import AssetHashType, BundlingOptions, DockerImage, ILocalBundling
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
+
+from .bytecode import compile_tree, compiler_for, script_bytes
 
 ROOT = Path(__file__).resolve().parent.parent
 # The installed package (the wheel of `make package`) carries the Lambda code in `lambda_code/`
@@ -102,8 +104,9 @@ def build_layer(requirements: Path, platform: str, python_version: str) -> Path:
     """The pruned install for this target, built once and cached: a folder holding `python/`."""
     key = hashlib.sha256(
         requirements.read_bytes()
-        + f"{platform}|{python_version}|".encode()
+        + f"{platform}|{python_version}|{compiler_for(python_version)}|".encode()
         + Path(__file__).read_bytes()
+        + script_bytes()
     ).hexdigest()[:16]
     target = CACHE / key
     CACHE.mkdir(parents=True, exist_ok=True)
@@ -143,6 +146,7 @@ def _install(requirements: Path, platform: str, python_version: str, target: Pat
         check=True,
     )
     prune(site)
+    compile_tree(site, python_version, "/opt/python")
     (staging / ".complete").write_text("ok\n")
     shutil.rmtree(target, ignore_errors=True)
     staging.rename(target)  # complete or absent, never half-written

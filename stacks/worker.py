@@ -34,6 +34,7 @@ from constructs import Construct
 
 from .config import WorkerConfig
 from .dependency_layer import DependencyLayer
+from .function_code import function_code
 from .monitoring import Monitoring
 from .state_machine import StepFunctions, build_definition
 
@@ -121,10 +122,7 @@ class TravisWorker(Construct):
         self.layer = DependencyLayer(
             self, "Dependencies", runtime=RUNTIME, architecture=ARCHITECTURE
         ).layer
-        self.code = lambda_.Code.from_asset(
-            str(lambda_code_dir()),
-            exclude=["requirements.txt", "**/__pycache__", "**/*.pyc"],
-        )
+        self.code = function_code(lambda_code_dir(), RUNTIME)
         # The state machine's name is fixed so functions can know its ARN without depending on
         # it: the state machine in turn depends on them.
         self.state_machine_name = f"{Stack.of(self).stack_name}-{construct_id}"
