@@ -49,6 +49,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -84,6 +85,8 @@ print(time.process_time_ns() - started)
 # .entry.provider_for), still inside the cold start: the probe imports it with the handler.
 FIRST_CALL_MARKERS = ("provider_for(", "provider_named(")
 PROVIDER_MODULES = ("worker.providers.travis.provider",)
+CALLGRIND = ("valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null")
+_COLLECTED = re.compile(r"Collected : (\d+)")
 _IMPORTTIME_LINE = re.compile(r"^import time:\s+(\d+) \|\s+(\d+) \| (\s*)(\S+)$")
 
 
@@ -171,15 +174,22 @@ class Probe:
         self.flags = ["-X", f"pycache_prefix={pycache}"] if cached_bytecode else ["-B"]
         self.env = LAMBDA_ENV | {"PATH": os.environ.get("PATH", os.defpath)}
 
-    def run(self, module: str, *options: str) -> subprocess.CompletedProcess[str]:
-        """Import `module` in a fresh interpreter; RuntimeError with its traceback if it fails."""
+    def run(
+        self, module: str, *options: str, prefix: Sequence[str] = ()
+    ) -> subprocess.CompletedProcess[str]:
+        """Import `module` in a fresh interpreter; RuntimeError with its traceback if it fails.
+        `module` "" imports nothing (the interpreter's start and the path setup only); `prefix`
+        runs the interpreter under another program (valgrind)."""
         modules: tuple[str, ...]
         if module == BASELINE:
             path, modules = self.baseline_path, (module,)
+        elif not module:
+            path, modules = self.handler_path, ()
         else:
             path, modules = self.handler_path, first_call_modules(module, self.task)
         completed = subprocess.run(  # noqa: S603 - this interpreter, fixed code
             [
+                *prefix,
                 sys.executable,
                 "-I",
                 "-S",
@@ -199,6 +209,15 @@ class Probe:
 
     def milliseconds(self, module: str) -> float:
         return int(self.run(module).stdout.split()[-1]) / 1e6
+
+    def instructions(self, module: str) -> int:
+        """Machine instructions the interpreter executes, counted by callgrind (the same on
+        every run, however busy the machine)."""
+        completed = self.run(module, prefix=CALLGRIND)
+        found = _COLLECTED.search(completed.stderr)
+        if found is None:
+            raise RuntimeError(f"callgrind counted nothing for {module or 'the empty probe'}")
+        return int(found.group(1))
 
     def importtime(self, module: str) -> list[tuple[str, int, int, int]]:
         """(module, self µs, cumulative µs, depth) of each import `-X importtime` reports."""
@@ -296,6 +315,46 @@ def breakdown(
     ]
 
 
+def measure_instructions(
+    modules: Sequence[str] | None = None,
+    *,
+    layer: Path | None = None,
+    lambdas: Path = LAMBDAS,
+    cached_bytecode: bool = False,
+    workers: int = 2,
+) -> dict[str, Any]:
+    """Instructions of each cold import over those of `import boto3` (callgrind), less the
+    interpreter's own start: one run each, as the count does not vary with the machine's load.
+
+    With `cached_bytecode`, a first plain run of each writes the pycs the counted run reads.
+    """
+    handlers = list(modules) if modules else discover_handlers(lambdas)
+    names = ["", BASELINE, *handlers]
+    with probe(layer, lambdas, cached_bytecode=cached_bytecode) as prober:
+
+        def count(name: str) -> int:
+            if cached_bytecode:
+                prober.run(name)
+            return prober.instructions(name)
+
+        with ThreadPoolExecutor(max(1, workers)) as pool:
+            counted = dict(zip(names, pool.map(count, names), strict=True))
+    start = counted[""]
+    baseline = counted[BASELINE] - start
+    bytecode = "cached pycs" if cached_bytecode else "function and layer code from source (-B)"
+    return {
+        "method": f"instructions (callgrind) of a fresh `python -I -S`, less its start, {bytecode}",
+        "boto3_instructions": baseline,
+        "handlers": {
+            name: {
+                "instructions": counted[name] - start,
+                "ratio": round((counted[name] - start) / baseline, 2),
+            }
+            for name in handlers
+        },
+    }
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("modules", nargs="*", help="handler modules (default: worker/handlers/*)")
@@ -309,6 +368,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--breakdown", type=int, metavar="TOP", help="instead: the TOP imports of each module"
     )
+    parser.add_argument(
+        "--instructions", action="store_true", help="instead: instruction counts (callgrind)"
+    )
     args = parser.parse_args(argv)
     options: dict[str, Any] = {
         "layer": args.layer,
@@ -316,7 +378,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "cached_bytecode": args.cached_bytecode,
     }
     result: dict[str, Any]
-    if args.breakdown:
+    if args.instructions:
+        result = measure_instructions(args.modules, **options)
+    elif args.breakdown:
         modules = args.modules or discover_handlers(args.lambdas)
         result = {name: breakdown(name, top=args.breakdown, **options) for name in modules}
     else:

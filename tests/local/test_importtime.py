@@ -109,6 +109,16 @@ def test_a_handler_serving_a_provider_is_timed_with_it(code: tuple[Path, Path]) 
         assert probe.run(TINY).returncode == 0
 
 
+def test_instructions_are_counted_without_the_interpreters_start(code: tuple[Path, Path]) -> None:
+    lambdas, layer = code
+    result = importtime.measure_instructions([TINY], layer=layer, lambdas=lambdas)
+    # boto3's import executes hundreds of millions of instructions; one tiny module far fewer
+    assert result["boto3_instructions"] > 100_000_000
+    tiny = result["handlers"][TINY]
+    assert 0 < tiny["instructions"] < result["boto3_instructions"] / 10
+    assert tiny["ratio"] == round(tiny["instructions"] / result["boto3_instructions"], 2)
+
+
 def test_breakdown_names_the_imports(code: tuple[Path, Path]) -> None:
     lambdas, layer = code
     rows = importtime.breakdown(TINY, top=50, layer=layer, lambdas=lambdas)
