@@ -68,12 +68,11 @@ def watch_build(
         else None
     )
     elapsed = now - status.started_at if status.started_at else None
-    wait: float = policy(settings.push, settings.watch_wait).next_wait(
-        elapsed, expectation, looks - 1
-    )
+    schedule = policy(settings.push, settings.watch_wait)
+    wait: float = schedule.next_wait(elapsed, expectation, looks - 1)
     if not settings.push and _hand_over_before_the_window(
         now,
-        now + wait,
+        now + wait + schedule.near,  # a park to the window's opening may land a second short
         published=published,
         started_at=status.started_at,
         expectation=expectation,
@@ -103,8 +102,9 @@ def _hand_over_before_the_window(
 
     A hand-over costs a chain of steps (result, new job, poll, claim) during which nobody looks:
     due inside the window where the build may end, it would add its length to the result delay.
-    Handing over as the watch enters the window lets one fresh job cover all of it. Once: the
-    fresh job's limit falls after the window, and a window longer than the limit is left alone.
+    Handing over at the last look before the window (`next_look`: when the one after it comes,
+    give or take a look's interval) lets one fresh job cover all of it. Once: the fresh job's
+    limit falls after the window, and a window longer than the limit is left alone.
     """
     if expectation is None or started_at is None:
         return False
