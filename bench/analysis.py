@@ -130,14 +130,18 @@ def result_delay(
     falls in the inflated stretch, AWS's look would have come too early and the next one would
     follow after `next_wait(elapsed)` (the schedule's own answer), which is then counted.
     """
-    seeing = next((look for look in looks if look.at >= finished), None)
+    # The look that reported saw the finish, even when it asked just before it (a look is dated
+    # when it asked Travis; its answer may come after the build ended).
+    seeing = next((look for look in looks if look.next == "report"), None) or next(
+        (look for look in looks if look.at >= finished), None
+    )
     if webhook_at is not None and (seeing is None or webhook_at <= seeing.at):
         delay = (webhook_at - finished) + (result_at - webhook_at) * scale
         return Delay(delay, delay, "webhook", 0.0)
     if seeing is None:
         raise ValueError("no look at or after the finish")
-    processing = (result_at - seeing.at) * scale
-    raw = (seeing.at - finished) + processing
+    processing = (result_at - max(seeing.at, finished)) * scale
+    raw = max(0.0, seeing.at - finished) + processing
     index = list(looks).index(seeing)
     previous = looks[index - 1] if index > 0 else None
     if previous is None or previous.next != "park" or previous.wait is None:

@@ -79,6 +79,17 @@ def test_delay_takes_local_overrun_out_of_the_loop_before_the_look():
     assert late.corrected == pytest.approx(20.3 + 20 + 0.3 - 30.0)
 
 
+def test_the_reporting_look_may_have_asked_just_before_the_finish():
+    # a look is dated when it asked Travis; the answer (after the build ended) said finished
+    looks = [analysis.Look(0.0, "park", 20.0), analysis.Look(29.5, "report", None)]
+    delay = analysis.result_delay(30.0, 40.0, looks, 0.01, started=0.0, next_wait=lambda e: 20)
+    assert delay.trigger == "look"
+    assert delay.raw == pytest.approx(10.0 * 0.01)  # the answer came with the finish
+    # in AWS that look (at 20 + 0.095 s) would have seen it running: the next one counts
+    aws_look = 20 + 9.5 * 0.01
+    assert delay.corrected == pytest.approx(2 * aws_look - 30.0 + 0.1)
+
+
 def test_delay_with_a_webhook_starts_at_the_delivery():
     looks = [analysis.Look(0.0, "park", 300.0), analysis.Look(101.0, "report", None)]
     delay = analysis.result_delay(100.0, 200.0, looks, 0.01, webhook_at=100.5)
