@@ -81,10 +81,17 @@ for name in {modules!r}:
     __import__(name)
 print(time.process_time_ns() - started)
 """
-# A handler that serves a build provider imports it at its first invocation (worker.handlers
-# .entry.provider_for), still inside the cold start: the probe imports it with the handler.
-FIRST_CALL_MARKERS = ("provider_for(", "provider_named(")
-PROVIDER_MODULES = ("worker.providers.travis.provider",)
+# What a handler's first invocation imports lazily, still inside its cold start: a handler that
+# serves a build provider imports it (worker.handlers.entry.provider_for) and Powertools'
+# parameters to read the worker's token secret (providers/travis/token.py); the webhook receiver
+# imports the Travis client to read the public key. The probe imports them with the handler.
+FIRST_CALL_IMPORTS = (
+    (
+        ("provider_for(", "provider_named("),
+        ("worker.providers.travis.provider", "aws_lambda_powertools.utilities.parameters"),
+    ),
+    (("handle_webhook(",), ("worker.providers.travis.client",)),
+)
 CALLGRIND = ("valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null")
 _COLLECTED = re.compile(r"Collected : (\d+)")
 _IMPORTTIME_LINE = re.compile(r"^import time:\s+(\d+) \|\s+(\d+) \| (\s*)(\S+)$")
@@ -101,7 +108,12 @@ def first_call_modules(module: str, lambdas: Path = LAMBDAS) -> tuple[str, ...]:
     lazily (the build provider, for handlers that call one)."""
     source = lambdas.joinpath(*module.split(".")).with_suffix(".py")
     text = source.read_text(encoding="utf-8") if source.is_file() else ""
-    lazy = PROVIDER_MODULES if any(marker in text for marker in FIRST_CALL_MARKERS) else ()
+    lazy = [
+        name
+        for markers, modules in FIRST_CALL_IMPORTS
+        if any(marker in text for marker in markers)
+        for name in modules
+    ]
     return (module, *lazy)
 
 

@@ -55,8 +55,9 @@ def compiler_for(python_version: str) -> str:
 
 
 def script_bytes() -> bytes:
-    """The compile script (part of compiled assets' cache keys); empty if it is missing."""
-    return SCRIPT.read_bytes() if SCRIPT.is_file() else b""
+    """The compile script and this module (part of compiled assets' cache keys)."""
+    script = SCRIPT.read_bytes() if SCRIPT.is_file() else b""
+    return script + Path(__file__).read_bytes()
 
 
 def compile_tree(folder: Path, python_version: str, runtime_dir: str) -> bool:
@@ -98,4 +99,12 @@ def _run(pyodide: Path, folder: Path, third: str) -> None:
     )
     if completed.returncode != 0:
         lines = completed.stdout.strip().splitlines()
-        raise BytecodeError(lines[1:] or [completed.stderr.strip()[-2000:]])
+        header = next((i for i, line in enumerate(lines) if " problem(s)" in line), None)
+        found = lines[header + 1 :] if header is not None else []
+        raise BytecodeError(
+            found
+            or [
+                "compiling the assets' bytecode with Pyodide failed (set "
+                f"{PYODIDE_ENV}=none to ship sources only): {completed.stderr.strip()[-1500:]}"
+            ]
+        )

@@ -120,6 +120,15 @@ def build_layer(requirements: Path, platform: str, python_version: str) -> Path:
 
 def _install(requirements: Path, platform: str, python_version: str, target: Path) -> None:
     staging = Path(tempfile.mkdtemp(prefix="layer-", dir=CACHE))
+    try:
+        _install_into(requirements, platform, python_version, staging)
+        shutil.rmtree(target, ignore_errors=True)
+        staging.rename(target)  # complete or absent, never half-written
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)  # only left when something failed
+
+
+def _install_into(requirements: Path, platform: str, python_version: str, staging: Path) -> None:
     site = staging / "python"
     subprocess.run(  # noqa: S603 - fixed arguments, no shell
         [
@@ -148,8 +157,6 @@ def _install(requirements: Path, platform: str, python_version: str, target: Pat
     prune(site)
     compile_tree(site, python_version, "/opt/python")
     (staging / ".complete").write_text("ok\n")
-    shutil.rmtree(target, ignore_errors=True)
-    staging.rename(target)  # complete or absent, never half-written
 
 
 def prune(site: Path) -> None:

@@ -21,7 +21,7 @@ from aws_cdk import aws_lambda as lambda_
 from .bytecode import compile_tree, compiler_for, script_bytes
 from .dependency_layer import CACHE as LAYER_CACHE
 
-CACHE = LAYER_CACHE.with_name("code")  # beside the layer cache: .build/code in the repository
+CACHE = LAYER_CACHE / "code"  # inside the layer cache (its entries are hashes: no clash)
 NOT_SHIPPED = ("requirements.txt", "__pycache__", "*.pyc")
 RUNTIME_DIR = "/var/task"
 
@@ -40,7 +40,7 @@ def sources(code_dir: Path) -> list[Path]:
 def build_code(code_dir: Path, python_version: str) -> Path:
     """The asset's folder for these sources, built once and cached."""
     digest = hashlib.sha256(f"{python_version}|{compiler_for(python_version)}|".encode())
-    digest.update(script_bytes())
+    digest.update(script_bytes() + Path(__file__).read_bytes())
     for relative in sources(code_dir):
         digest.update(relative.as_posix().encode() + b"\0" + (code_dir / relative).read_bytes())
     key = digest.hexdigest()[:16]
@@ -50,11 +50,17 @@ def build_code(code_dir: Path, python_version: str) -> Path:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not target.is_dir():
             staging = Path(tempfile.mkdtemp(prefix="code-", dir=CACHE))
-            shutil.copytree(
-                code_dir, staging, dirs_exist_ok=True, ignore=shutil.ignore_patterns(*NOT_SHIPPED)
-            )
-            compile_tree(staging, python_version, RUNTIME_DIR)
-            staging.rename(target)  # complete or absent, never half-written
+            try:
+                shutil.copytree(
+                    code_dir,
+                    staging,
+                    dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns(*NOT_SHIPPED),
+                )
+                compile_tree(staging, python_version, RUNTIME_DIR)
+                staging.rename(target)  # complete or absent, never half-written
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
     return target
 
 

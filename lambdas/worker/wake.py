@@ -25,9 +25,11 @@ from botocore.exceptions import BotoCoreError, ClientError
 from worker import aws, clock
 from worker.failures import ServiceUnavailable
 
-# Lambda hosts' clocks agree to well within this (NTP); a webhook noted up to this long before
-# the look is answered anyway: an extra look costs little, a missed wake a whole park.
-CLOCK_SKEW_SECONDS = 1.0
+# Lambda hosts' clocks agree to within a millisecond or so (Amazon Time Sync); a webhook noted up
+# to this long before the look is answered anyway: an extra look costs little, a missed wake a
+# whole park. Small enough that the look a webhook woke (which asks a tenth of a second or more
+# after it) does not answer that same webhook again.
+CLOCK_SKEW_SECONDS = 0.05
 ITEM_DAYS = 3  # longer than any watch (watchTimeoutMinutes ≤ 20 h); DynamoDB TTL removes items
 _TOKEN_GONE = frozenset({"TaskTimedOut", "TaskDoesNotExist", "InvalidToken"})
 

@@ -7,6 +7,7 @@ measured by `make bench`, on purpose not enforced by a timed test).
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -109,6 +110,7 @@ def test_a_handler_serving_a_provider_is_timed_with_it(code: tuple[Path, Path]) 
         assert probe.run(TINY).returncode == 0
 
 
+@pytest.mark.skipif(shutil.which("valgrind") is None, reason="needs valgrind (Debian package)")
 def test_instructions_are_counted_without_the_interpreters_start(code: tuple[Path, Path]) -> None:
     lambdas, layer = code
     result = importtime.measure_instructions([TINY], layer=layer, lambdas=lambdas)
