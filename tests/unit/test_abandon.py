@@ -5,58 +5,33 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import botocore.session
 import pytest
-from moto import mock_aws
 
 from local.codepipeline import CodePipelineEmulator
 from tests.unit.support import ACTION_TYPE_API, REGISTERED
+from tests.unit.watch_table import TABLE, RecordingStates, watch_table
 from worker import clock
 from worker.abandon import handle_action_event, run_is_over
 from worker.codepipeline import CodePipelineJobs
 from worker.job import PipelineRef
 from worker.wake import BuildKey, WatchRegistry, run_item_key
 
-TABLE = "travis-worker-watches"
-_SESSION = botocore.session.get_session()
-
-
-class FakeStates:
-    def __init__(self) -> None:
-        self.sent: list[dict[str, str]] = []
-
-    def send_task_success(self, **params: str) -> dict[str, Any]:
-        self.sent.append(params)
-        return {}
-
 
 @pytest.fixture
 def dynamodb() -> Iterator[Any]:
-    with mock_aws():
-        client = _SESSION.create_client(
-            "dynamodb",
-            region_name="us-east-1",
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        )
-        client.create_table(
-            TableName=TABLE,
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
+    with watch_table() as client:
         clock.use(lambda: 1_800_000_000.0, lambda seconds: None)
         yield client
         clock.reset()
 
 
 @pytest.fixture
-def states() -> FakeStates:
-    return FakeStates()
+def states() -> RecordingStates:
+    return RecordingStates()
 
 
 @pytest.fixture
-def registry(dynamodb: Any, states: FakeStates) -> WatchRegistry:
+def registry(dynamodb: Any, states: RecordingStates) -> WatchRegistry:
     return WatchRegistry(TABLE, dynamodb=dynamodb, states=states)
 
 
@@ -89,7 +64,7 @@ def test_an_abandoned_run_is_marked_and_its_watch_woken(
     create_job: Callable[..., str],
     claim_job: Callable[[str], Any],
     registry: WatchRegistry,
-    states: FakeStates,
+    states: RecordingStates,
     events: list[dict[str, Any]],
     version_as_number: bool,
 ) -> None:
@@ -117,7 +92,7 @@ def test_an_abandon_between_link_and_watch_cancels_the_published_build(
     create_job: Callable[..., str],
     claim_job: Callable[[str], Any],
     registry: WatchRegistry,
-    states: FakeStates,
+    states: RecordingStates,
     events: list[dict[str, Any]],
 ) -> None:
     # Given the link was published (the build noted for the run) and no execution is parked

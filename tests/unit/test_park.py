@@ -6,59 +6,35 @@ from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
-import botocore.session
 import pytest
-from moto import mock_aws
 
 from tests.unit.support import SLUG, execution_input, step_event
+from tests.unit.watch_table import TABLE, RecordingStates, watch_table
 from worker import clock
 from worker.continuation import Continuation
 from worker.park import park
 from worker.step_event import StepEvent
 from worker.wake import Signal, WatchRegistry, build_item_key, run_item_key
 
-TABLE = "travis-worker-watches"
 NOW = 1_800_000_000.0
 ENDPOINT = "https://api.travis-ci.com"
-_SESSION = botocore.session.get_session()
-
-
-class FakeStates:
-    def __init__(self) -> None:
-        self.sent: list[dict[str, str]] = []
-
-    def send_task_success(self, **params: str) -> dict[str, Any]:
-        self.sent.append(params)
-        return {}
 
 
 @pytest.fixture
 def dynamodb() -> Iterator[Any]:
-    with mock_aws():
-        client = _SESSION.create_client(
-            "dynamodb",
-            region_name="us-east-1",
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        )
-        client.create_table(
-            TableName=TABLE,
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
+    with watch_table() as client:
         clock.use(lambda: NOW, lambda seconds: None)
         yield client
         clock.reset()
 
 
 @pytest.fixture
-def states() -> FakeStates:
-    return FakeStates()
+def states() -> RecordingStates:
+    return RecordingStates()
 
 
 @pytest.fixture
-def registry(dynamodb: Any, states: FakeStates) -> WatchRegistry:
+def registry(dynamodb: Any, states: RecordingStates) -> WatchRegistry:
     return WatchRegistry(TABLE, dynamodb=dynamodb, states=states)
 
 
@@ -78,7 +54,7 @@ def _step(
 
 
 def test_phase_one_parks_without_a_build(
-    registry: WatchRegistry, dynamodb: Any, states: FakeStates
+    registry: WatchRegistry, dynamodb: Any, states: RecordingStates
 ) -> None:
     # Given a phase 1 execution waiting for Travis to create the build
     step = _step(resolution={"lookedAt": NOW - 5})
@@ -109,7 +85,7 @@ def test_phase_two_parks_with_its_build(registry: WatchRegistry, dynamodb: Any) 
 
 
 def test_a_waiting_abandon_wakes_the_task_at_once(
-    registry: WatchRegistry, states: FakeStates
+    registry: WatchRegistry, states: RecordingStates
 ) -> None:
     # Given the run was abandoned while no execution was parked
     step = _step(watched=True, watch={"lookedAt": NOW - 5})
@@ -124,7 +100,7 @@ def test_a_waiting_abandon_wakes_the_task_at_once(
 
 
 def test_a_webhook_since_the_last_look_wakes_the_task(
-    registry: WatchRegistry, states: FakeStates
+    registry: WatchRegistry, states: RecordingStates
 ) -> None:
     # Given a webhook marked after the look the watch made before parking
     step = _step(watched=True, watch={"lookedAt": NOW - 5})

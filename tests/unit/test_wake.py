@@ -5,11 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import botocore.session
 import pytest
-from botocore.exceptions import ClientError, EndpointConnectionError
-from moto import mock_aws
 
+from tests.unit.watch_table import TABLE, RecordingStates, watch_table
 from worker import clock
 from worker.failures import ServiceUnavailable
 from worker.wake import (
@@ -21,32 +19,13 @@ from worker.wake import (
     run_item_key,
 )
 
-TABLE = "travis-worker-watches"
 RUN = "release-pipeline/11111111-2222-3333-4444-555555555555/Test/Travis"
 NOW = 1_800_000_000.0
-_SESSION = botocore.session.get_session()  # created after moto's import: its hooks are in
-
-
-def moto_client(service: str) -> Any:
-    """A client of the active moto world (one session: loading models is the slow part)."""
-    return _SESSION.create_client(
-        service,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
 
 
 @pytest.fixture
 def dynamodb() -> Iterator[Any]:
-    with mock_aws():
-        client = moto_client("dynamodb")
-        client.create_table(
-            TableName=TABLE,
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
+    with watch_table() as client:
         yield client
 
 
@@ -59,29 +38,13 @@ def now() -> Iterator[list[float]]:
     clock.reset()
 
 
-class FakeStates:
-    """SendTaskSuccess that records tokens, or fails with an error code."""
-
-    def __init__(self, error: str | None = None) -> None:
-        self.error = error
-        self.sent: list[dict[str, str]] = []
-
-    def send_task_success(self, **params: str) -> dict[str, Any]:
-        if self.error == "unreachable":
-            raise EndpointConnectionError(endpoint_url="https://states.us-east-1.amazonaws.com")
-        if self.error:
-            raise ClientError({"Error": {"Code": self.error, "Message": "x"}}, "SendTaskSuccess")
-        self.sent.append(params)
-        return {}
+@pytest.fixture
+def states() -> RecordingStates:
+    return RecordingStates()
 
 
 @pytest.fixture
-def states() -> FakeStates:
-    return FakeStates()
-
-
-@pytest.fixture
-def registry(dynamodb: Any, states: FakeStates, now: list[float]) -> WatchRegistry:
+def registry(dynamodb: Any, states: RecordingStates, now: list[float]) -> WatchRegistry:
     return WatchRegistry(TABLE, dynamodb=dynamodb, states=states)
 
 
@@ -233,7 +196,7 @@ def test_clear_abandoned_forgets_the_mark(registry: WatchRegistry) -> None:
     assert _park(registry, token="token-2") is None
 
 
-def test_wake_sends_the_signal(registry: WatchRegistry, states: FakeStates) -> None:
+def test_wake_sends_the_signal(registry: WatchRegistry, states: RecordingStates) -> None:
     assert registry.wake("token-1", Signal.WEBHOOK) is True
     assert states.sent == [{"taskToken": "token-1", "output": '{"signal": "webhook"}'}]
 
@@ -242,7 +205,7 @@ def test_wake_sends_the_signal(registry: WatchRegistry, states: FakeStates) -> N
 def test_wake_of_a_task_no_longer_waiting_is_ignored(
     dynamodb: Any, now: list[float], code: str
 ) -> None:
-    registry = WatchRegistry(TABLE, dynamodb=dynamodb, states=FakeStates(code))
+    registry = WatchRegistry(TABLE, dynamodb=dynamodb, states=RecordingStates(code))
     assert registry.wake("token-1", Signal.ABANDONED) is False
 
 
@@ -250,13 +213,13 @@ def test_wake_of_a_task_no_longer_waiting_is_ignored(
 def test_wake_failing_otherwise_is_service_unavailable(
     dynamodb: Any, now: list[float], code: str
 ) -> None:
-    registry = WatchRegistry(TABLE, dynamodb=dynamodb, states=FakeStates(code))
+    registry = WatchRegistry(TABLE, dynamodb=dynamodb, states=RecordingStates(code))
     with pytest.raises(ServiceUnavailable, match="Step Functions"):
         registry.wake("token-1", Signal.ABANDONED)
 
 
 def test_a_missing_table_is_service_unavailable(dynamodb: Any, now: list[float]) -> None:
-    registry = WatchRegistry("no-such-table", dynamodb=dynamodb, states=FakeStates())
+    registry = WatchRegistry("no-such-table", dynamodb=dynamodb, states=RecordingStates())
     with pytest.raises(ServiceUnavailable, match="watch table"):
         _park(registry)
     with pytest.raises(ServiceUnavailable, match="watch table"):

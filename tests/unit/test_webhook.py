@@ -8,23 +8,20 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlencode
 
-import botocore.session
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
-from moto import mock_aws
 
+from tests.unit.watch_table import TABLE, RecordingStates, watch_table
 from worker import clock
 from worker.wake import BuildKey, WatchRegistry, run_item_key
 from worker.webhook import KEY_REFRESH_SECONDS, PublicKeys, handle_webhook
 
-TABLE = "travis-worker-watches"
 ENDPOINT = "https://api.travis-ci.com"
 RUN = "release-pipeline/11111111-2222-3333-4444-555555555555/Test/Travis"
 NOW = 1_800_000_000.0
 PRIVATE = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 ROTATED = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-_SESSION = botocore.session.get_session()
 
 
 def _pem(key: rsa.RSAPrivateKey) -> str:
@@ -66,15 +63,6 @@ def _webhook(
     }
 
 
-class FakeStates:
-    def __init__(self) -> None:
-        self.sent: list[dict[str, str]] = []
-
-    def send_task_success(self, **params: str) -> dict[str, Any]:
-        self.sent.append(params)
-        return {}
-
-
 class KeyServer:
     """Travis's `GET /config` public key per endpoint, counting reads; the clock is by hand."""
 
@@ -93,31 +81,19 @@ class KeyServer:
 
 @pytest.fixture
 def dynamodb() -> Iterator[Any]:
-    with mock_aws():
-        client = _SESSION.create_client(
-            "dynamodb",
-            region_name="us-east-1",
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        )
-        client.create_table(
-            TableName=TABLE,
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
+    with watch_table() as client:
         clock.use(lambda: NOW, lambda seconds: None)
         yield client
         clock.reset()
 
 
 @pytest.fixture
-def states() -> FakeStates:
-    return FakeStates()
+def states() -> RecordingStates:
+    return RecordingStates()
 
 
 @pytest.fixture
-def registry(dynamodb: Any, states: FakeStates) -> WatchRegistry:
+def registry(dynamodb: Any, states: RecordingStates) -> WatchRegistry:
     watches = WatchRegistry(TABLE, dynamodb=dynamodb, states=states)
     # an execution watching build 900001 is parked (its last look was before the webhook)
     watches.park(
@@ -151,7 +127,11 @@ def _webhook_at(dynamodb: Any) -> str | None:
 
 
 def test_a_signed_webhook_wakes_the_watch(
-    registry: WatchRegistry, keys: PublicKeys, server: KeyServer, states: FakeStates, dynamodb: Any
+    registry: WatchRegistry,
+    keys: PublicKeys,
+    server: KeyServer,
+    states: RecordingStates,
+    dynamodb: Any,
 ) -> None:
     # Given a parked watch of build 900001 on the default endpoint
     # When Travis posts the signed webhook
@@ -166,7 +146,7 @@ def test_a_signed_webhook_wakes_the_watch(
 
 
 def test_a_base64_body_is_read(
-    registry: WatchRegistry, keys: PublicKeys, states: FakeStates
+    registry: WatchRegistry, keys: PublicKeys, states: RecordingStates
 ) -> None:
     answer = handle_webhook(_webhook(base64_body=True), registry, keys)
     assert (answer["statusCode"], _message(answer)) == (202, "woken")
@@ -174,7 +154,11 @@ def test_a_base64_body_is_read(
 
 
 def test_an_unknown_build_is_accepted_and_wakes_nothing(
-    registry: WatchRegistry, keys: PublicKeys, server: KeyServer, states: FakeStates, dynamodb: Any
+    registry: WatchRegistry,
+    keys: PublicKeys,
+    server: KeyServer,
+    states: RecordingStates,
+    dynamodb: Any,
 ) -> None:
     # Given a webhook for a build nobody watches (another pipeline's, or an old one)
     answer = handle_webhook(_webhook(900999), registry, keys)
@@ -194,7 +178,7 @@ def test_an_unknown_build_is_accepted_and_wakes_nothing(
 def test_a_bad_signature_is_refused_and_wakes_nothing(
     registry: WatchRegistry,
     keys: PublicKeys,
-    states: FakeStates,
+    states: RecordingStates,
     dynamodb: Any,
     signature: str | None,
 ) -> None:
@@ -208,7 +192,7 @@ def test_a_bad_signature_is_refused_and_wakes_nothing(
 
 
 def test_a_rotated_key_is_read_again(
-    registry: WatchRegistry, keys: PublicKeys, server: KeyServer, states: FakeStates
+    registry: WatchRegistry, keys: PublicKeys, server: KeyServer, states: RecordingStates
 ) -> None:
     # Given the key was cached by an earlier webhook
     assert handle_webhook(_webhook(), registry, keys)["statusCode"] == 202
@@ -229,7 +213,7 @@ def test_a_rotated_key_is_read_again(
 
 
 def test_an_unreadable_key_refuses_the_webhook(
-    registry: WatchRegistry, keys: PublicKeys, server: KeyServer, states: FakeStates
+    registry: WatchRegistry, keys: PublicKeys, server: KeyServer, states: RecordingStates
 ) -> None:
     server.fail = True
     assert handle_webhook(_webhook(), registry, keys)["statusCode"] == 401
@@ -247,7 +231,7 @@ def test_only_post_is_accepted(registry: WatchRegistry, keys: PublicKeys, method
     "body", ["", "payload=not-json", "other=1", urlencode({"payload": json.dumps({"no": "id"})})]
 )
 def test_a_body_that_is_no_travis_webhook_is_a_bad_request(
-    registry: WatchRegistry, keys: PublicKeys, states: FakeStates, body: str
+    registry: WatchRegistry, keys: PublicKeys, states: RecordingStates, body: str
 ) -> None:
     event = {**_webhook(), "body": body}
     assert handle_webhook(event, registry, keys)["statusCode"] == 400
@@ -260,10 +244,10 @@ def test_a_huge_body_is_refused(registry: WatchRegistry, keys: PublicKeys) -> No
 
 
 def test_a_webhook_while_no_execution_is_parked_is_noted_for_the_next_park(
-    dynamodb: Any, keys: PublicKeys, states: FakeStates
+    dynamodb: Any, keys: PublicKeys, states: RecordingStates
 ) -> None:
     # Given the build is known, but its watch is between two looks (its token already used)
-    registry = WatchRegistry(TABLE, dynamodb=dynamodb, states=FakeStatesGone())
+    registry = WatchRegistry(TABLE, dynamodb=dynamodb, states=RecordingStates("TaskTimedOut"))
     registry.park(
         RUN, "old-token", execution="e", job_id="j", build=BuildKey("900001", ENDPOINT), looked_at=0
     )
@@ -276,10 +260,3 @@ def test_a_webhook_while_no_execution_is_parked_is_noted_for_the_next_park(
     signal = registry.park(RUN, "new-token", execution="e", job_id="j", build=None, looked_at=NOW)
     assert signal is not None
     assert signal.value == "webhook"
-
-
-class FakeStatesGone:
-    def send_task_success(self, **params: str) -> dict[str, Any]:
-        from botocore.exceptions import ClientError
-
-        raise ClientError({"Error": {"Code": "TaskTimedOut", "Message": "x"}}, "SendTaskSuccess")
